@@ -1,0 +1,228 @@
+/**
+ * The configuration: every environment variable pgrepl reads, validated with envalid before
+ * anything touches PGDATA. A bad value ends in one line per variable that names it, says what is
+ * wrong and shows a valid example (UserError). Secrets are wrapped in Secret so they cannot be
+ * logged by accident.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { cleanEnv, str } from 'envalid';
+import { UserError } from '../errors.js';
+import { Secret } from './secret.js';
+import { DEFAULT_TOKEN, replicationPassword } from './token.js';
+import {
+  absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, nodeName,
+  nonNegativeInt, oneOf, peerList, positiveInt, sanitiseNodeName, tcpPort, walSize,
+  type HbaMethod, type HostPort,
+} from './validators.js';
+
+export type Role = 'PRIMARY' | 'STANDBY';
+
+export const GESTALT_DATABASES = [
+  'gestalt-security', 'gestalt-meta', 'gestalt-lambda', 'gestalt-laser', 'gestalt-apigateway', 'gestalt-kong',
+];
+
+export interface Upstream extends HostPort {
+  /** Which variables named it, for messages. */
+  source: 'PGREPL_MASTER_IP' | 'POSTGRES_PORT_5432_TCP_ADDR';
+}
+
+export interface Config {
+  role: Role;
+  upstream: Upstream | undefined;
+  nodeName: string;
+  pgdata: string;
+  port: number;
+  /** Where this node's Unix socket lives (the official image's and Debian's default). */
+  socketDir: string;
+  token: Secret;
+  tokenIsDefault: boolean;
+  /** md5 hex of token + "\n": the pgrepl role's password. */
+  replicationPassword: Secret;
+  debug: boolean;
+  logFormat: 'json' | 'pretty';
+  postgresUser: string;
+  postgresPassword: Secret | undefined;
+  postgresDb: string;
+  initdbArgs: string[];
+  initdbWaldir: string | undefined;
+  hostAuthMethod: HbaMethod | undefined;
+  upstreamTimeoutSeconds: number;
+  slots: boolean;
+  slotMaxWal: string | undefined;
+  reclone: 'never' | 'auto';
+  replicationCidrs: string[];
+  gestaltDatabases: string[];
+  initdbDir: string;
+  archiveDir: string | undefined;
+  syncStandbys: number;
+  syncMethod: 'any' | 'first';
+  peers: HostPort[];
+  fence: 'rejoin' | 'refuse';
+  /** Things worth saying loudly at start, e.g. the default token. */
+  warnings: string[];
+}
+
+export const SOCKET_DIR = '/var/run/postgresql';
+
+/** Variables that may instead be given as a file (Docker/Kubernetes secrets), as in the official image. */
+const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN'];
+
+/** Values never echoed back in an error message. */
+const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN']);
+
+/** Variables where an empty value means something (an empty list), not "unset". */
+const EMPTY_IS_A_VALUE = new Set(['PGREPL_GESTALT_DATABASES']);
+
+type Env = Record<string, string | undefined>;
+
+/** Resolves X_FILE into X (file content without trailing newlines, like the shell's $(< file)). */
+function resolveFileVariants(env: Env): Env {
+  const out: Env = { ...env };
+  for (const name of FILE_VARIANTS) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      throw new UserError(`${name} and ${name}_FILE are both set: keep only one of them`);
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\n+$/, '');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new UserError(`${name}_FILE=${file} cannot be read (${code}): mount the file there or unset ${name}_FILE`);
+    }
+  }
+  return out;
+}
+
+function withoutEmptyValues(env: Env): Env {
+  const out: Env = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === '' && !EMPTY_IS_A_VALUE.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+const spec = {
+  PGREPL_ROLE: oneOf(['PRIMARY', 'STANDBY'] as const, 'PGREPL_ROLE=STANDBY')({ default: 'PRIMARY' }),
+  PGREPL_MASTER_IP: host('PGREPL_MASTER_IP=10.0.0.5')({ default: undefined }),
+  PGREPL_MASTER_PORT: tcpPort('PGREPL_MASTER_PORT=5432')({ default: undefined }),
+  POSTGRES_PORT_5432_TCP_ADDR: host('POSTGRES_PORT_5432_TCP_ADDR=172.17.0.2')({ default: undefined }),
+  POSTGRES_PORT_5432_TCP_PORT: tcpPort('POSTGRES_PORT_5432_TCP_PORT=5432')({ default: undefined }),
+  PGREPL_TOKEN: str({ default: undefined }),
+  PGREPL_DEBUG: flag('PGREPL_DEBUG=true')({ default: false }),
+  PGREPL_LOG_FORMAT: oneOf(['json', 'pretty'] as const, 'PGREPL_LOG_FORMAT=pretty')({ default: 'json' }),
+  PGDATA: absolutePath('PGDATA=/var/lib/postgresql/data')({ default: '/var/lib/postgresql/data' }),
+  PGPORT: tcpPort('PGPORT=5432')({ default: 5432 }),
+  POSTGRES_USER: identifier('POSTGRES_USER=postgres')({ default: 'postgres' }),
+  POSTGRES_PASSWORD: str({ default: undefined }),
+  POSTGRES_DB: identifier('POSTGRES_DB=app')({ default: undefined }),
+  POSTGRES_INITDB_ARGS: str({ default: '' }),
+  POSTGRES_INITDB_WALDIR: absolutePath('POSTGRES_INITDB_WALDIR=/var/lib/postgresql/wal')({ default: undefined }),
+  POSTGRES_HOST_AUTH_METHOD: hbaMethod('POSTGRES_HOST_AUTH_METHOD=scram-sha-256')({ default: undefined }),
+  PGREPL_NODE_NAME: nodeName('PGREPL_NODE_NAME=pg_standby_1')({ default: undefined }),
+  PGREPL_UPSTREAM_TIMEOUT: positiveInt('PGREPL_UPSTREAM_TIMEOUT=300')({ default: 300 }),
+  PGREPL_SLOTS: flag('PGREPL_SLOTS=on')({ default: true }),
+  PGREPL_SLOT_MAX_WAL: walSize('PGREPL_SLOT_MAX_WAL=10GB')({ default: undefined }),
+  PGREPL_RECLONE: oneOf(['never', 'auto'] as const, 'PGREPL_RECLONE=auto')({ default: 'never' }),
+  PGREPL_REPLICATION_CIDR: cidrList('PGREPL_REPLICATION_CIDR=10.0.0.0/8')({ default: ['all'] }),
+  PGREPL_GESTALT_DATABASES: databaseList('PGREPL_GESTALT_DATABASES=gestalt-meta,gestalt-security')({
+    default: GESTALT_DATABASES,
+  }),
+  PGREPL_INITDB_DIR: absolutePath('PGREPL_INITDB_DIR=/docker-entrypoint-initdb.d')({
+    default: '/docker-entrypoint-initdb.d',
+  }),
+  PGREPL_ARCHIVE_DIR: absolutePath('PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive')({ default: undefined }),
+  PGREPL_SYNC_STANDBYS: nonNegativeInt('PGREPL_SYNC_STANDBYS=1')({ default: 0 }),
+  PGREPL_SYNC_METHOD: oneOf(['any', 'first'] as const, 'PGREPL_SYNC_METHOD=any')({ default: 'any' }),
+  PGREPL_PEERS: peerList('PGREPL_PEERS=pg1:5432,pg2:5432')({ default: [] }),
+  PGREPL_FENCE: oneOf(['rejoin', 'refuse'] as const, 'PGREPL_FENCE=rejoin')({ default: 'rejoin' }),
+};
+
+/** Inputs that are validated and documented but whose behaviour has not landed yet. */
+const NOT_YET_ACTED_ON = ['PGREPL_ARCHIVE_DIR', 'PGREPL_SYNC_STANDBYS', 'PGREPL_PEERS'];
+
+export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
+  const env = withoutEmptyValues(resolveFileVariants(rawEnv));
+  const e = cleanEnv(env, spec, {
+    reporter: ({ errors }) => {
+      const lines = Object.entries(errors).map(([name, err]) => {
+        const raw = env[name];
+        const shown = SECRET_VARS.has(name) ? '' : `=${JSON.stringify(raw)}`;
+        const why = err instanceof InvalidValue ? err.message : String((err as Error)?.message ?? err);
+        return `${name}${shown} is not valid: ${why}`;
+      });
+      if (lines.length > 0) throw new UserError(lines.join('\n'));
+    },
+  });
+
+  const warnings: string[] = [];
+  const upstream: Upstream | undefined = e.PGREPL_MASTER_IP
+    ? { host: e.PGREPL_MASTER_IP, port: e.PGREPL_MASTER_PORT ?? 5432, source: 'PGREPL_MASTER_IP' }
+    : e.POSTGRES_PORT_5432_TCP_ADDR
+      ? { host: e.POSTGRES_PORT_5432_TCP_ADDR, port: e.POSTGRES_PORT_5432_TCP_PORT ?? 5432, source: 'POSTGRES_PORT_5432_TCP_ADDR' }
+      : undefined;
+  if (e.PGREPL_ROLE === 'STANDBY' && !upstream) {
+    throw new UserError(
+      'PGREPL_ROLE=STANDBY needs an upstream: set PGREPL_MASTER_IP (and PGREPL_MASTER_PORT, default 5432), or run with --link UPSTREAM:postgres',
+    );
+  }
+
+  const tokenIsDefault = e.PGREPL_TOKEN === undefined;
+  const token = e.PGREPL_TOKEN ?? DEFAULT_TOKEN;
+  if (tokenIsDefault) {
+    warnings.push(
+      'PGREPL_TOKEN is not set: using the well-known default token, so anyone who can reach this node can replicate all of its data. Set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value on every node',
+    );
+  }
+
+  const initdbArgs = e.POSTGRES_INITDB_ARGS.split(/\s+/).filter((a) => a !== '');
+  const owned = initdbArgs.find((a) => /^(-D|--pgdata)(=|$)/.test(a));
+  if (owned) {
+    throw new UserError(`POSTGRES_INITDB_ARGS must not contain ${owned}: the data directory is PGDATA`);
+  }
+  if (e.POSTGRES_HOST_AUTH_METHOD === 'trust') {
+    warnings.push(
+      'POSTGRES_HOST_AUTH_METHOD=trust: every host that can reach this node may connect as any user without a password',
+    );
+  }
+  for (const name of NOT_YET_ACTED_ON) {
+    if (rawEnv[name] !== undefined && rawEnv[name] !== '') {
+      warnings.push(`${name} is accepted but not acted on by this version of pgrepl yet`);
+    }
+  }
+
+  return {
+    role: e.PGREPL_ROLE,
+    upstream,
+    nodeName: e.PGREPL_NODE_NAME ?? sanitiseNodeName(host_name),
+    pgdata: e.PGDATA,
+    port: e.PGPORT,
+    socketDir: SOCKET_DIR,
+    token: new Secret(token),
+    tokenIsDefault,
+    replicationPassword: new Secret(replicationPassword(token)),
+    debug: e.PGREPL_DEBUG,
+    logFormat: e.PGREPL_LOG_FORMAT,
+    postgresUser: e.POSTGRES_USER,
+    postgresPassword: e.POSTGRES_PASSWORD === undefined ? undefined : new Secret(e.POSTGRES_PASSWORD),
+    postgresDb: e.POSTGRES_DB ?? e.POSTGRES_USER,
+    initdbArgs,
+    initdbWaldir: e.POSTGRES_INITDB_WALDIR,
+    hostAuthMethod: e.POSTGRES_HOST_AUTH_METHOD,
+    upstreamTimeoutSeconds: e.PGREPL_UPSTREAM_TIMEOUT,
+    slots: e.PGREPL_SLOTS,
+    slotMaxWal: e.PGREPL_SLOT_MAX_WAL,
+    reclone: e.PGREPL_RECLONE,
+    replicationCidrs: e.PGREPL_REPLICATION_CIDR,
+    gestaltDatabases: e.PGREPL_GESTALT_DATABASES,
+    initdbDir: e.PGREPL_INITDB_DIR,
+    archiveDir: e.PGREPL_ARCHIVE_DIR,
+    syncStandbys: e.PGREPL_SYNC_STANDBYS,
+    syncMethod: e.PGREPL_SYNC_METHOD,
+    peers: e.PGREPL_PEERS,
+    fence: e.PGREPL_FENCE,
+    warnings,
+  };
+}

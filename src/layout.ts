@@ -1,0 +1,24 @@
+/**
+ * The names pgrepl uses inside PGDATA, in one place: observing and acting must agree on them.
+ *
+ * Clusters are built (initdb, and later pg_basebackup) in a staging directory *inside* PGDATA, not
+ * beside it, because PGDATA is often the mount point of a volume: only inside it is the same
+ * filesystem guaranteed, so the final move is a series of renames, never a copy. A staging
+ * directory is renamed to SWAP_DIR before its entries move up; that rename is the commit point:
+ *   - a STAGING_* directory found at start is an interrupted build: discard it, build again;
+ *   - SWAP_DIR found at start is a finished build half moved in: finish the move.
+ */
+export const STAGING_INIT = '.pgrepl-staging-init';
+export const STAGING_CLONE = '.pgrepl-staging-clone';
+export const SWAP_DIR = '.pgrepl-swap';
+
+/** The configuration file the entrypoint owns, included from postgresql.conf, rewritten every start. */
+export const SETTINGS_FILE = 'pgrepl.conf';
+export const INCLUDE_LINE = `include_if_exists = '${SETTINGS_FILE}'\t# added by pgrepl: settings it manages`;
+
+/** The node's own state (see state/node-state.ts). */
+export const STATE_FILE = 'pgrepl.state.json';
+
+/** Markers of a standby in a data directory, by version. */
+export const STANDBY_SIGNAL = 'standby.signal';
+export const RECOVERY_CONF = 'recovery.conf';

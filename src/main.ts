@@ -1,0 +1,58 @@
+/**
+ * The one bundle, dist/pgrepl.cjs, and the image's ENTRYPOINT. It dispatches:
+ *   pgrepl postgres [ARGS] | pgrepl -ARG ...   start this node (the entrypoint)
+ *   pgrepl <subcommand> ...                      an operator command (status, health, ...)
+ *   pgrepl anything else ...                     run it as given (`docker run IMAGE bash`)
+ * Nothing is written to stdout before a command runs as given: its stdout is the user's.
+ */
+import { loadConfig } from './config/env.js';
+import { isUserError, UserError } from './errors.js';
+import { runEntrypoint } from './entrypoint.js';
+import { handOver } from './handover/exec.js';
+import { createLogger, log, setLogger } from './log.js';
+
+const USAGE = `usage: pgrepl postgres [ARGS]    start this node (the container's entrypoint)
+       pgrepl -c name=value ...    same as: pgrepl postgres -c name=value ...
+       pgrepl help                  this text
+       pgrepl COMMAND [ARGS]        run any other command as given
+Configuration comes from the environment (PGREPL_*, POSTGRES_*, PGDATA, PGPORT); see the README.`;
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {};
+
+function loggerFromRawEnv() {
+  const format = process.env.PGREPL_LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
+  const debug = ['1', 'true', 'yes', 'on'].includes(process.env.PGREPL_DEBUG?.trim().toLowerCase() ?? '');
+  return createLogger({ format, debug });
+}
+
+async function startNode(args: string[]): Promise<never> {
+  setLogger(loggerFromRawEnv());
+  const cfg = loadConfig();
+  setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
+  return runEntrypoint(cfg, args);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === 'help') {
+    process.stderr.write(USAGE + '\n');
+    return first === undefined ? 2 : 0;
+  }
+  if (first === 'postgres') return startNode(rest);
+  if (first.startsWith('-')) return startNode(argv);
+  const sub = SUBCOMMANDS[first];
+  if (sub) return sub(rest);
+  return handOver(first, rest, process.env);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (isUserError(err)) {
+      for (const line of (err as UserError).message.split('\n')) log.fatal(line);
+      process.exit((err as UserError).exitCode);
+    }
+    log.fatal({ err }, `unexpected failure: ${(err as Error)?.message ?? String(err)}`);
+    process.exit(1);
+  },
+);

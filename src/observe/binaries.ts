@@ -1,0 +1,31 @@
+/**
+ * Which PostgreSQL the binaries on PATH are. Compared with PGDATA's PG_VERSION before anything is
+ * touched, and used to pick version-specific settings (wal_keep_size vs wal_keep_segments, ...).
+ */
+import { execa } from 'execa';
+import { UserError } from '../errors.js';
+
+/** "postgres (PostgreSQL) 15.18 (Debian ...)" -> 15; "9.6.24" -> 9.6 (majors before 10 had two parts). */
+export function parseMajor(versionOutput: string): number | undefined {
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(versionOutput);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  return first >= 10 ? first : Number(`${m[1]}.${m[2] ?? 0}`);
+}
+
+export async function binariesMajor(): Promise<number> {
+  let out: string;
+  try {
+    out = (await execa('postgres', ['--version'])).stdout;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new UserError(
+      code === 'ENOENT'
+        ? 'postgres is not on PATH: add PostgreSQL\'s bin directory to PATH (e.g. PATH=/usr/lib/postgresql/15/bin:$PATH)'
+        : `postgres --version failed: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+  const major = parseMajor(out);
+  if (major === undefined) throw new UserError(`cannot tell the PostgreSQL version from "postgres --version": ${out}`);
+  return major;
+}

@@ -1,0 +1,84 @@
+/**
+ * What PGDATA holds, read without changing anything. The planner turns this into a decision;
+ * nothing here decides.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
+import { readControlFile, type ClusterState } from './control-file.js';
+
+export interface ClusterFound {
+  kind: 'cluster';
+  /** PG_VERSION: 15, or 9.6 for two-part majors. */
+  major: number;
+  /** standby.signal (12+) or recovery.conf (11 and older) present. */
+  standby: boolean;
+  systemIdentifier: string | undefined;
+  state: ClusterState;
+  /** A finished build that was half moved in from SWAP_DIR; the move must be finished first. */
+  swapPending: boolean;
+}
+
+export type PgdataState =
+  | { kind: 'missing' }
+  | { kind: 'empty' }
+  | ClusterFound
+  /** A build (initdb or clone) that never finished; only its staging directory exists. */
+  | { kind: 'interrupted-build'; build: 'init' | 'clone'; staging: string }
+  | { kind: 'not-a-cluster'; entries: string[] }
+  | { kind: 'not-a-directory' }
+  | { kind: 'unreadable'; code: string };
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads PG_VERSION etc. from PGDATA, or from the swap directory for files not moved yet. */
+async function inspectCluster(pgdata: string, swapPending: boolean): Promise<ClusterFound | undefined> {
+  const dirs = swapPending ? [pgdata, join(pgdata, SWAP_DIR)] : [pgdata];
+  const find = async (name: string): Promise<string | undefined> => {
+    for (const d of dirs) if (await exists(join(d, name))) return join(d, name);
+    return undefined;
+  };
+  const versionFile = await find('PG_VERSION');
+  if (!versionFile) return undefined;
+  const major = Number((await readFile(versionFile, 'utf8')).trim());
+  const controlFile = await find(join('global', 'pg_control'));
+  const control = controlFile ? await readControlFile(controlFile) : undefined;
+  return {
+    kind: 'cluster',
+    major,
+    standby: (await find(STANDBY_SIGNAL)) !== undefined || (await find(RECOVERY_CONF)) !== undefined,
+    systemIdentifier: control?.systemIdentifier,
+    state: control?.state ?? 'unknown',
+    swapPending,
+  };
+}
+
+export async function observePgdata(pgdata: string): Promise<PgdataState> {
+  let entries: string[];
+  try {
+    const st = await stat(pgdata);
+    if (!st.isDirectory()) return { kind: 'not-a-directory' };
+    entries = await readdir(pgdata);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable', code };
+  }
+  if (entries.length === 0) return { kind: 'empty' };
+
+  const cluster = await inspectCluster(pgdata, entries.includes(SWAP_DIR));
+  if (cluster) return cluster;
+
+  const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE);
+  if (others.length === 0) {
+    const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';
+    return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT };
+  }
+  return { kind: 'not-a-cluster', entries: entries.sort() };
+}

@@ -1,0 +1,77 @@
+/**
+ * Renders the configuration files the entrypoint owns. Pure functions: the steps write what these
+ * return. pgrepl.conf is included at the end of postgresql.conf, so it overrides the defaults
+ * there, while postgresql.auto.conf (ALTER SYSTEM) and -c on the command line still override it:
+ * the operator always has the last word.
+ */
+import { REPLICATION_USER } from '../config/token.js';
+import type { PasswordEncryption } from './verifier.js';
+
+export const HBA_BEGIN = '# BEGIN pgrepl: managed by the entrypoint, rewritten on every start';
+export const HBA_END = '# END pgrepl';
+
+export interface PrimarySettings {
+  major: number;
+  socketDir: string;
+  slotMaxWal: string | undefined;
+}
+
+/** Quotes a value for postgresql.conf. */
+export function confValue(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+export function renderSettings(s: PrimarySettings): string {
+  const lines: string[] = [
+    '# Managed by pgrepl: rewritten on every start from the environment; edits here are lost.',
+    '# Override a setting with ALTER SYSTEM (postgresql.auto.conf is read after this file) or with -c.',
+    `listen_addresses = '*'`,
+    `unix_socket_directories = ${confValue(s.socketDir)}`,
+    'wal_level = replica',
+    'max_wal_senders = 10',
+    'max_replication_slots = 10',
+    'hot_standby = on',
+    '# pg_rewind needs hint-bit changes in the WAL when data checksums are off.',
+    'wal_log_hints = on',
+    '# A floor of retained WAL, so a standby briefly behind can catch up without a slot.',
+    s.major >= 13 ? `wal_keep_size = '512MB'` : 'wal_keep_segments = 32',
+  ];
+  if (s.slotMaxWal !== undefined && s.major >= 13) {
+    lines.push(`max_slot_wal_keep_size = ${confValue(s.slotMaxWal)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Adds the include line to postgresql.conf's text, once. */
+export function withInclude(postgresqlConf: string, includeLine: string, settingsFile: string): string {
+  const already = new RegExp(`^\\s*include(_if_exists)?\\s*=?\\s*'${settingsFile.replace(/\./g, '\\.')}'`, 'm');
+  if (already.test(postgresqlConf)) return postgresqlConf;
+  const sep = postgresqlConf.endsWith('\n') || postgresqlConf === '' ? '' : '\n';
+  return `${postgresqlConf}${sep}\n${includeLine}\n`;
+}
+
+
+/**
+ * pg_hba.conf with pgrepl's block (re)written at the top. At the top because rules match first
+ * to last, and initdb's defaults trust replication from localhost: the replication role must
+ * always be asked for its password.
+ */
+export function withReplicationRules(hba: string, cidrs: string[], method: PasswordEncryption): string {
+  const block = [
+    HBA_BEGIN,
+    ...cidrs.map((c) => `host\treplication\t${REPLICATION_USER}\t${c}\t${method}`),
+    HBA_END,
+  ].join('\n');
+  const start = hba.indexOf(HBA_BEGIN);
+  const end = hba.indexOf(HBA_END);
+  if (start !== -1 && end > start) {
+    return hba.slice(0, start) + block + hba.slice(end + HBA_END.length);
+  }
+  return `${block}\n\n${hba}`;
+}
+
+/** The line the official image appends once, at initdb: password logins from anywhere. */
+export function withHostAuthLine(hba: string, method: string): string {
+  const sep = hba.endsWith('\n') ? '' : '\n';
+  return `${hba}${sep}\nhost all all all ${method}\n`;
+}

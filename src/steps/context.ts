@@ -1,0 +1,20 @@
+/** What the steps of one start share: the inputs, what was observed, and what earlier steps learnt. */
+import { join } from 'node:path';
+import type { Config } from '../config/env.js';
+import { STAGING_INIT } from '../layout.js';
+import type { Observation } from '../observe/observe.js';
+import type { PasswordEncryption } from '../postgres/verifier.js';
+import type { ReplicationAuthMethod } from '../state/node-state.js';
+
+export interface StepContext {
+  cfg: Config;
+  obs: Observation;
+  /** Arguments for postgres at hand-over (`pgrepl postgres ARGS`). */
+  postgresArgs: string[];
+  /** Set while a temporary, socket-only server runs. */
+  tempServer?: { dataDir: string; passwordEncryption: PasswordEncryption };
+  /** Set when this start (re)applied the replication role's password. */
+  replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
+}
+
+export const stagingDir = (ctx: StepContext): string => join(ctx.cfg.pgdata, STAGING_INIT);

@@ -1,0 +1,90 @@
+/**
+ * Creates PGDATA (and the WAL and socket directories) with the owner and modes postgres demands,
+ * as the official image's docker_create_db_directories does. As root it also hands ownership of
+ * everything inside to postgres (volumes are often created or restored by root). Before creating
+ * anything it checks that the postgres user will be able to reach PGDATA at all, so a bad path
+ * fails with a message instead of half-made directories.
+ */
+import { chmod, chown, lchown, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
+import { lookupUser, runningAsRoot, type PasswdEntry } from '../handover/privileges.js';
+import type { StepContext } from './context.js';
+
+function fail(name: string, path: string, err: unknown, remedy: string): never {
+  const code = (err as NodeJS.ErrnoException).code ?? String(err);
+  throw new UserError(`${name}=${path} cannot be prepared (${code}): ${remedy}`);
+}
+
+/** Every existing ancestor of `path` must be searchable by `user` (owner, group or other x bit). */
+async function assertReachable(name: string, path: string, user: PasswdEntry): Promise<void> {
+  const ancestors: string[] = [];
+  for (let d = dirname(path); ; d = dirname(d)) {
+    ancestors.unshift(d);
+    if (d === '/') break;
+  }
+  for (const dir of ancestors) {
+    let st;
+    try {
+      st = await stat(dir);
+    } catch {
+      return; // from here on it will be created, by root, with mode 0755
+    }
+    const x = st.uid === user.uid ? st.mode & 0o100 : st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001;
+    if (!x) {
+      throw new UserError(
+        `${name}=${path} is not reachable by the ${user.name} user (uid ${user.uid}): ${dir} is mode ${(st.mode & 0o7777).toString(8)} owned by uid ${st.uid}; make it searchable (chmod o+x ${dir}) or choose another ${name}`,
+      );
+    }
+  }
+}
+
+/** chown -R, without following symlinks (lchown), only where the owner is wrong. */
+async function chownTree(dir: string, user: PasswdEntry): Promise<void> {
+  const st = await lstat(dir);
+  if (st.uid !== user.uid || st.gid !== user.gid) await lchown(dir, user.uid, user.gid);
+  if (!st.isDirectory()) return;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(p, user);
+    else {
+      const es = await lstat(p);
+      if (es.uid !== user.uid || es.gid !== user.gid) await lchown(p, user.uid, user.gid);
+    }
+  }
+}
+
+async function ensureDir(name: string, path: string, mode: number, owner: PasswdEntry | undefined, remedy: string) {
+  try {
+    await mkdir(path, { recursive: true, mode });
+    if (owner) await chownTree(path, owner);
+    const st = await stat(path);
+    if (owner || st.uid === process.getuid?.()) await chmod(path, mode);
+  } catch (err) {
+    fail(name, path, err, remedy);
+  }
+}
+
+export async function prepareDirectories(ctx: StepContext): Promise<void> {
+  const { pgdata, initdbWaldir, socketDir } = ctx.cfg;
+  const owner = runningAsRoot() ? lookupUser() : undefined;
+  if (owner) {
+    await assertReachable('PGDATA', pgdata, owner);
+    if (initdbWaldir) await assertReachable('POSTGRES_INITDB_WALDIR', initdbWaldir, owner);
+  }
+  await ensureDir('PGDATA', pgdata, 0o700, owner, 'mount a writable volume there or choose another PGDATA');
+  if (initdbWaldir) {
+    await ensureDir('POSTGRES_INITDB_WALDIR', initdbWaldir, 0o700, owner, 'mount a writable volume there or unset it');
+  }
+  // The socket directory is shared by every server on the machine: sticky and group-writable,
+  // as in the official image; only its top is ours to own.
+  try {
+    await mkdir(socketDir, { recursive: true, mode: 0o3775 });
+    if (owner) {
+      await chown(socketDir, owner.uid, owner.gid);
+      await chmod(socketDir, 0o3775);
+    }
+  } catch (err) {
+    fail('socket directory', socketDir, err, 'create it, writable by the postgres user');
+  }
+}

@@ -1,0 +1,16 @@
+/** Records, scoped to this node and cluster, the role it starts as and the password it applied. */
+import { UserError } from '../errors.js';
+import { readControlData } from '../observe/control-file.js';
+import { updateNodeState } from '../state/node-state.js';
+import type { StepContext } from './context.js';
+
+export async function recordState(ctx: StepContext): Promise<void> {
+  const { cfg } = ctx;
+  const control = await readControlData(cfg.pgdata);
+  if (!control) throw new UserError(`PGDATA=${cfg.pgdata} has no readable global/pg_control: the cluster is damaged`);
+  await updateNodeState(
+    cfg.pgdata,
+    { node: cfg.nodeName, systemIdentifier: control.systemIdentifier },
+    { lastRole: cfg.role, ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}) },
+  );
+}

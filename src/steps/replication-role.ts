@@ -1,0 +1,25 @@
+/**
+ * The `pgrepl` role standbys connect as: REPLICATION LOGIN, with the password derived from
+ * PGREPL_TOKEN. Set at initdb and again whenever the token changed (rotation). What is sent is a
+ * verifier computed here, in the cluster's password_encryption, never the password itself.
+ */
+import { REPLICATION_USER } from '../config/token.js';
+import { log } from '../log.js';
+import { ident, literal, withLocalClient } from '../postgres/client.js';
+import { passwordVerifier } from '../postgres/verifier.js';
+import { fingerprint } from '../state/node-state.js';
+import type { StepContext } from './context.js';
+import { localTarget, requireTempServer } from './temp-server.js';
+
+export async function setReplicationRole(ctx: StepContext): Promise<void> {
+  const { passwordEncryption } = requireTempServer(ctx);
+  const password = ctx.cfg.replicationPassword.reveal();
+  const verifier = passwordVerifier(passwordEncryption, password, REPLICATION_USER);
+  await withLocalClient(localTarget(ctx), async (c) => {
+    const found = ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [REPLICATION_USER])).rowCount ?? 0) > 0;
+    const verb = found ? 'ALTER' : 'CREATE';
+    await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
+    log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
+  });
+  ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };
+}
