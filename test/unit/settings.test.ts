@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { INCLUDE_LINE, SETTINGS_FILE } from '../../src/layout.js';
+import { confValue, HBA_BEGIN, HBA_END, renderSettings, withHostAuthLine, withInclude, withReplicationRules } from '../../src/postgres/settings.js';
+
+describe('pgrepl.conf', () => {
+  it('holds the replication settings for 13+', () => {
+    const s = renderSettings({ major: 15, socketDir: '/var/run/postgresql', slotMaxWal: '10GB' });
+    for (const line of [
+      "listen_addresses = '*'", 'wal_level = replica', 'max_wal_senders = 10', 'max_replication_slots = 10',
+      'hot_standby = on', 'wal_log_hints = on', "wal_keep_size = '512MB'", "max_slot_wal_keep_size = '10GB'",
+      "unix_socket_directories = '/var/run/postgresql'",
+    ]) expect(s.split('\n')).toContain(line);
+  });
+  it('uses wal_keep_segments before 13 and has no slot cap there', () => {
+    const s = renderSettings({ major: 12, socketDir: '/s', slotMaxWal: '10GB' });
+    expect(s).toContain('wal_keep_segments = 32');
+    expect(s).not.toContain('wal_keep_size');
+    expect(s).not.toContain('max_slot_wal_keep_size');
+  });
+  it('quotes values', () => {
+    expect(confValue("it's")).toBe("'it''s'");
+  });
+});
+
+describe('postgresql.conf include', () => {
+  it('is added once', () => {
+    const once = withInclude('shared_buffers = 128MB\n', INCLUDE_LINE, SETTINGS_FILE);
+    expect(once).toBe(`shared_buffers = 128MB\n\n${INCLUDE_LINE}\n`);
+    expect(withInclude(once, INCLUDE_LINE, SETTINGS_FILE)).toBe(once);
+  });
+  it('respects an include the operator wrote', () => {
+    const t = "include = 'pgrepl.conf'\n";
+    expect(withInclude(t, INCLUDE_LINE, SETTINGS_FILE)).toBe(t);
+  });
+});
+
+describe('pg_hba.conf', () => {
+  const initdbDefault = 'local all all trust\nhost replication all 127.0.0.1/32 trust\n';
+  it('puts the replication rules first, so localhost trust cannot bypass the password', () => {
+    const out = withReplicationRules(initdbDefault, ['all'], 'scram-sha-256');
+    expect(out.startsWith(`${HBA_BEGIN}\nhost\treplication\tpgrepl\tall\tscram-sha-256\n${HBA_END}\n`)).toBe(true);
+    expect(out.endsWith(initdbDefault)).toBe(true);
+  });
+  it('replaces its block on the next start instead of adding another', () => {
+    const first = withReplicationRules(initdbDefault, ['all'], 'scram-sha-256');
+    const second = withReplicationRules(first, ['10.0.0.0/8', '192.168.0.0/16'], 'md5');
+    expect(second.split(HBA_BEGIN)).toHaveLength(2);
+    expect(second).toContain('host\treplication\tpgrepl\t10.0.0.0/8\tmd5\nhost\treplication\tpgrepl\t192.168.0.0/16\tmd5');
+    expect(second).not.toContain('scram-sha-256');
+    expect(second.endsWith(initdbDefault)).toBe(true);
+  });
+  it('appends the official host line', () => {
+    expect(withHostAuthLine('local all all trust', 'scram-sha-256')).toBe('local all all trust\n\nhost all all all scram-sha-256\n');
+  });
+});
