@@ -25,7 +25,11 @@ function loggerFromRawEnv() {
   return createLogger({ format, debug });
 }
 
+/** As the official image: postgres --help/--version etc. need no data directory; just run them. */
+const HELP_FLAGS = new Set(['-?', '--help', '--describe-config', '-V', '--version']);
+
 async function startNode(args: string[]): Promise<never> {
+  if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
   setLogger(loggerFromRawEnv());
   const cfg = loadConfig();
   setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));

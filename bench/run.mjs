@@ -1,0 +1,742 @@
+#!/usr/bin/env node
+/**
+ * Start-up benchmark of the bundle (dist/pgrepl.cjs) against bare PostgreSQL on the same binaries.
+ *
+ *   1. first boot to ready: the bundle on an empty PGDATA (initdb + bootstrap with the six gestalt
+ *      databases + hand-over) vs `initdb` + `pg_ctl -w start`.
+ *   2. restart to ready: the bundle on a cleanly shut down primary's PGDATA vs `pg_ctl -w start`
+ *      of a cleanly shut down cluster.
+ *
+ * "Ready" = the server accepts a TCP connection on 127.0.0.1 and answers `SELECT 1`, polled every
+ * ~10 ms from the moment the first process is spawned. Medians of BENCH_RUNS runs (default 5),
+ * after BENCH_WARMUP discarded warm-up runs (default 1); bundle and bare runs are interleaved.
+ * Results go to bench/RESULTS.md (overwritten). This is a measurement: it never fails on time,
+ * only when something breaks.
+ *
+ * Environment:
+ *   BENCH_RUNS=5          timed runs per case
+ *   BENCH_WARMUP=1        discarded warm-up runs per case
+ *   BENCH_NODE24=PATH     also run the bundle under this Node binary (e.g. Node 24: execve hand-over)
+ *   BENCH_PG_BIN=DIR      PostgreSQL's bin directory (default: /usr/lib/postgresql/<highest>/bin)
+ *   BENCH_PORT=N          port to use (default: the first free one in 5790-5799)
+ *   BENCH_PROBE=query     readiness probe: query (in-process TCP + SELECT 1) or pg_isready
+ *   BENCH_DEBUG=1         run the bundle with PGREPL_DEBUG=1 (per-step timeline); 0 to turn off
+ *   BENCH_KEEP=1          keep the scratch directory (/tmp/pgrepl-bench-*) and its logs
+ *   BENCH_OUT=FILE        where to write the results (default bench/RESULTS.md)
+ *
+ * Plain Node ESM, no dependencies. Run as root (as in a container): the bundle drops to the
+ * postgres user itself; the bare commands are run as postgres (spawn uid/gid).
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import {
+  chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync,
+  readFileSync, rmSync, writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+const BUNDLE = join(ROOT, 'dist', 'pgrepl.cjs');
+const OUT = resolve(process.env.BENCH_OUT || join(HERE, 'RESULTS.md'));
+
+const TARGET_RESTART_OVERHEAD_MS = 150;
+const TARGET_FIRST_BOOT_RATIO = 1.3;
+const POLL_MS = 10;
+const READY_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 60_000;
+const PASSWORD = 'bench-password';
+const TOKEN = 'bench-token';
+
+function intEnv(name, dflt, min) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${raw}: expected an integer >= ${min}`);
+  return n;
+}
+const flagEnv = (name, dflt) => {
+  const raw = process.env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return dflt;
+  return ['1', 'true', 'yes', 'on'].includes(raw);
+};
+
+const RUNS = intEnv('BENCH_RUNS', 5, 1);
+const WARMUP = intEnv('BENCH_WARMUP', 1, 0);
+const PROBE = (process.env.BENCH_PROBE || 'query').trim();
+const DEBUG = flagEnv('BENCH_DEBUG', true);
+const KEEP = flagEnv('BENCH_KEEP', false);
+if (!['query', 'pg_isready'].includes(PROBE)) throw new Error(`BENCH_PROBE=${PROBE}: expected query or pg_isready`);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const say = (msg) => process.stdout.write(msg + '\n');
+const notes = []; // anomalies worth reporting, in RESULTS.md too
+const note = (msg) => {
+  notes.push(msg);
+  say(`  NOTE: ${msg}`);
+};
+
+// ---------------------------------------------------------------- environment
+
+function findPgBin() {
+  if (process.env.BENCH_PG_BIN) return resolve(process.env.BENCH_PG_BIN);
+  const base = '/usr/lib/postgresql';
+  if (existsSync(base)) {
+    const majors = readdirSync(base)
+      .filter((d) => existsSync(join(base, d, 'bin', 'postgres')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (majors.length > 0) return join(base, majors[0], 'bin');
+  }
+  for (const dir of (process.env.PATH || '').split(':')) {
+    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir;
+  }
+  throw new Error('no PostgreSQL binaries found: set BENCH_PG_BIN to the directory holding postgres, initdb and pg_ctl');
+}
+
+function lookupPasswd(name) {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 7) return { name, uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return undefined;
+}
+
+/** The environment every child gets: ours without any PG..., POSTGRES_... or PGREPL_... variable. */
+function cleanEnv(pgBin) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(PG|POSTGRES_|PGREPL_)/.test(k)) continue;
+    if (k.startsWith('npm_') || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  env.PATH = `${pgBin}:${process.env.PATH || '/usr/bin:/bin'}`;
+  return env;
+}
+
+async function portIsFree(port) {
+  for (const dir of ['/var/run/postgresql', '/run/postgresql', '/tmp']) {
+    if (existsSync(join(dir, `.s.PGSQL.${port}.lock`)) || existsSync(join(dir, `.s.PGSQL.${port}`))) return false;
+  }
+  for (const host of ['0.0.0.0', '127.0.0.1']) {
+    const ok = await new Promise((res) => {
+      const srv = net.createServer();
+      srv.once('error', () => res(false));
+      srv.listen({ port, host, exclusive: true }, () => srv.close(() => res(true)));
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+async function pickPort() {
+  if (process.env.BENCH_PORT) {
+    const p = intEnv('BENCH_PORT', 0, 1);
+    if (!(await portIsFree(p))) throw new Error(`BENCH_PORT=${p} is in use`);
+    return p;
+  }
+  for (let p = 5790; p <= 5799; p++) if (await portIsFree(p)) return p;
+  throw new Error('no free port in 5790-5799: set BENCH_PORT');
+}
+
+function machineInfo(scratch) {
+  const cpuinfo = safeRead('/proc/cpuinfo');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  const mhz = /^cpu MHz\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim();
+  const osName = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(safeRead('/etc/os-release'))?.[1] ?? 'unknown';
+  return {
+    cpus: os.cpus().length,
+    model: mhz ? `${model} (${Math.round(Number(mhz))} MHz)` : model,
+    memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
+    os: osName,
+    fs: filesystemOf(scratch),
+  };
+}
+
+function safeRead(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The mount (and its type) holding `path`, from /proc/mounts: fsync cost depends on it. */
+function filesystemOf(path) {
+  let best;
+  for (const line of safeRead('/proc/mounts').split('\n')) {
+    const [dev, mnt, type] = line.split(' ');
+    if (!mnt) continue;
+    const m = mnt.replace(/\\040/g, ' ');
+    if ((path === m || path.startsWith(m.endsWith('/') ? m : m + '/')) && (!best || m.length > best.mnt.length)) {
+      best = { dev, mnt: m, type };
+    }
+  }
+  return best ? `${best.type} (${best.dev} on ${best.mnt})` : 'unknown';
+}
+
+// ---------------------------------------------------------------- readiness probe
+
+/**
+ * One attempt: connect to 127.0.0.1:port, authenticate as postgres (trust, cleartext, md5 or
+ * SCRAM-SHA-256), run SELECT 1. Resolves true when the answer came back; false on refusal, on
+ * "the database system is starting up", or on any other error (reason in .lastError).
+ */
+const probeState = { lastError: '' };
+function queryProbe(port, timeoutMs = 2000) {
+  return new Promise((resolvePromise) => {
+    let done = false;
+    let buf = Buffer.alloc(0);
+    let querySent = false;
+    let scram;
+    const sock = net.connect({ host: '127.0.0.1', port });
+    const finish = (ok, why) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (!ok) probeState.lastError = why;
+      if (ok) {
+        try {
+          sock.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+        } catch {
+          /* closing anyway */
+        }
+      } else sock.destroy();
+      resolvePromise(ok);
+    };
+    const timer = setTimeout(() => finish(false, 'probe timed out'), timeoutMs);
+    const msg = (type, body) => {
+      const head = Buffer.alloc(5);
+      head.write(type, 0, 'latin1');
+      head.writeInt32BE(body.length + 4, 1);
+      return Buffer.concat([head, body]);
+    };
+    const cstr = (s) => Buffer.from(s + '\0', 'utf8');
+    sock.setNoDelay(true);
+    sock.on('error', (err) => finish(false, err.code || err.message));
+    sock.on('close', () => finish(false, 'connection closed'));
+    sock.on('connect', () => {
+      const params = Buffer.concat([
+        cstr('user'), cstr('postgres'), cstr('database'), cstr('postgres'),
+        cstr('application_name'), cstr('pgrepl-bench'), Buffer.from([0]),
+      ]);
+      const head = Buffer.alloc(8);
+      head.writeInt32BE(params.length + 8, 0);
+      head.writeInt32BE(196608, 4); // protocol 3.0
+      sock.write(Buffer.concat([head, params]));
+    });
+    sock.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 5) {
+        const type = String.fromCharCode(buf[0]);
+        const len = buf.readInt32BE(1);
+        if (buf.length < 1 + len) return;
+        const body = buf.subarray(5, 1 + len);
+        buf = buf.subarray(1 + len);
+        if (type === 'E') {
+          const fields = {};
+          for (let i = 0; i < body.length && body[i] !== 0; ) {
+            const code = String.fromCharCode(body[i]);
+            const end = body.indexOf(0, i + 1);
+            fields[code] = body.subarray(i + 1, end).toString('utf8');
+            i = end + 1;
+          }
+          return finish(false, `${fields.C ?? '?'} ${fields.M ?? 'error'}`);
+        }
+        if (type === 'R') {
+          const code = body.readInt32BE(0);
+          if (code === 0) continue; // AuthenticationOk
+          if (code === 3) sock.write(msg('p', cstr(PASSWORD)));
+          else if (code === 5) {
+            const salt = body.subarray(4, 8);
+            const inner = createHash('md5').update(PASSWORD + 'postgres').digest('hex');
+            const outer = createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex');
+            sock.write(msg('p', cstr('md5' + outer)));
+          } else if (code === 10) {
+            const nonce = randomBytes(18).toString('base64');
+            scram = { nonce, clientFirstBare: `n=*,r=${nonce}` };
+            const first = Buffer.from(`n,,${scram.clientFirstBare}`);
+            const len4 = Buffer.alloc(4);
+            len4.writeInt32BE(first.length, 0);
+            sock.write(msg('p', Buffer.concat([cstr('SCRAM-SHA-256'), len4, first])));
+          } else if (code === 11 && scram) {
+            const serverFirst = body.subarray(4).toString('utf8');
+            const attrs = Object.fromEntries(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)]));
+            if (!attrs.r?.startsWith(scram.nonce)) return finish(false, 'bad SCRAM nonce');
+            const salted = pbkdf2Sync(PASSWORD, Buffer.from(attrs.s, 'base64'), Number(attrs.i), 32, 'sha256');
+            const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+            const storedKey = createHash('sha256').update(clientKey).digest();
+            const withoutProof = `c=biws,r=${attrs.r}`;
+            const auth = `${scram.clientFirstBare},${serverFirst},${withoutProof}`;
+            const sig = createHmac('sha256', storedKey).update(auth).digest();
+            const proof = Buffer.from(clientKey.map((b, i) => b ^ sig[i])).toString('base64');
+            sock.write(msg('p', Buffer.from(`${withoutProof},p=${proof}`)));
+          } else if (code === 12) continue; // SASLFinal
+          else return finish(false, `unsupported authentication request ${code}`);
+          continue;
+        }
+        if (type === 'Z') {
+          if (!querySent) {
+            querySent = true;
+            sock.write(msg('Q', cstr('SELECT 1')));
+          } else return finish(true);
+        }
+        // S, K, N, T, D, C: nothing to do
+      }
+    });
+  });
+}
+
+function pgIsReadyProbe(ctx) {
+  return new Promise((res) => {
+    const child = spawn(join(ctx.pgBin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(ctx.port), '-U', 'postgres', '-d', 'postgres', '-q'], {
+      stdio: 'ignore',
+      env: ctx.env,
+    });
+    child.on('error', (err) => {
+      probeState.lastError = err.message;
+      res(false);
+    });
+    child.on('exit', (code) => {
+      if (code !== 0) probeState.lastError = `pg_isready exit ${code}`;
+      res(code === 0);
+    });
+  });
+}
+
+/** Polls until ready; returns performance.now() of the first success. `alive()` -> error text or undefined. */
+async function waitReady(ctx, alive) {
+  const deadline = performance.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const ok = PROBE === 'pg_isready' ? await pgIsReadyProbe(ctx) : await queryProbe(ctx.port);
+    if (ok) return performance.now();
+    const dead = alive();
+    if (dead) throw new Error(`${dead} before the server was ready (last probe: ${probeState.lastError})`);
+    if (performance.now() > deadline) throw new Error(`not ready after ${READY_TIMEOUT_MS} ms (last probe: ${probeState.lastError})`);
+    await sleep(POLL_MS);
+  }
+}
+
+// ---------------------------------------------------------------- processes
+
+const live = new Set(); // children still running, for cleanup
+
+function launch(file, args, { env, cwd, logFile, asUser }) {
+  const fd = openSync(logFile, 'a');
+  const opts = { env, cwd, stdio: ['ignore', fd, fd] };
+  if (asUser) Object.assign(opts, { uid: asUser.uid, gid: asUser.gid });
+  const child = spawn(file, args, opts);
+  closeSync(fd);
+  const rec = { child, exited: false, code: null, signal: null, spawnError: undefined };
+  rec.exit = new Promise((res) => {
+    child.on('error', (err) => {
+      rec.spawnError = err;
+      rec.exited = true;
+      live.delete(rec);
+      res(rec);
+    });
+    child.on('exit', (code, signal) => {
+      rec.exited = true;
+      rec.code = code;
+      rec.signal = signal;
+      live.delete(rec);
+      res(rec);
+    });
+  });
+  live.add(rec);
+  return rec;
+}
+
+async function waitExit(rec, timeoutMs, what) {
+  let timer;
+  const timeout = new Promise((res) => {
+    timer = setTimeout(() => res(undefined), timeoutMs);
+  });
+  const r = await Promise.race([rec.exit, timeout]);
+  clearTimeout(timer);
+  if (!r) throw new Error(`${what} did not exit within ${timeoutMs} ms`);
+  if (r.spawnError) throw new Error(`${what} could not be started: ${r.spawnError.message}`);
+  return r;
+}
+
+async function runToEnd(file, args, opts, what) {
+  const rec = launch(file, args, opts);
+  const r = await waitExit(rec, READY_TIMEOUT_MS, what);
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code ?? r.signal}); see ${opts.logFile}:\n${tail(opts.logFile)}`);
+  return r;
+}
+
+const describeExit = (r) => (r.signal ? `signal ${r.signal}` : `exit ${r.code}`);
+
+function tail(file, lines = 25) {
+  return safeRead(file).split('\n').slice(-lines).join('\n');
+}
+
+// ---------------------------------------------------------------- one measured start
+
+/**
+ * Starts the bundle on dataDir, waits until ready, stops it with SIGINT. Returns the time to
+ * ready and the timeline read from its JSON log lines.
+ */
+async function bundleStart(ctx, variant, dataDir, logFile) {
+  const env = {
+    ...ctx.env,
+    PGDATA: dataDir,
+    PGPORT: String(ctx.port),
+    POSTGRES_PASSWORD: PASSWORD,
+    PGREPL_TOKEN: TOKEN,
+    ...(DEBUG ? { PGREPL_DEBUG: '1' } : {}),
+  };
+  writeFileSync(logFile, '');
+  const spawnEpoch = Date.now();
+  const t0 = performance.now();
+  const rec = launch(variant.node, [BUNDLE, 'postgres'], { env, cwd: ctx.scratch, logFile });
+  let ready;
+  try {
+    ready = await waitReady(ctx, () => (rec.exited ? `the bundle ended (${rec.spawnError?.message ?? describeExit(rec)})` : undefined));
+  } catch (err) {
+    await stopBundle(rec, logFile).catch(() => undefined);
+    throw new Error(`bundle (${variant.label}) on ${dataDir}: ${err.message}\n--- ${logFile} ---\n${tail(logFile)}`);
+  }
+  const ms = ready - t0;
+  const readyEpoch = spawnEpoch + ms;
+  await stopBundle(rec, logFile);
+  return { ms, timeline: bundleTimeline(logFile, spawnEpoch, readyEpoch) };
+}
+
+async function stopBundle(rec, logFile) {
+  if (rec.exited) return;
+  rec.child.kill('SIGINT');
+  let r;
+  try {
+    r = await waitExit(rec, STOP_TIMEOUT_MS, 'the bundle after SIGINT');
+  } catch (err) {
+    rec.child.kill('SIGKILL');
+    throw err;
+  }
+  if (r.code !== 0) note(`the bundle exited with ${describeExit(r)} after SIGINT (expected exit 0); log: ${logFile}`);
+}
+
+/**
+ * Phases of one bundle start, in ms, from its log: spawn -> "start:" line (Node start-up, bundle
+ * load, config, observe), then each step (with PGREPL_DEBUG=1), then hand-over -> postgres's
+ * "ready to accept connections" line -> the probe's first success.
+ */
+function bundleTimeline(logFile, spawnEpoch, readyEpoch) {
+  const marks = [];
+  let pgReady;
+  for (const line of safeRead(logFile).split('\n')) {
+    if (line.startsWith('{')) {
+      let rec;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (typeof rec.time !== 'number') continue;
+      if (typeof rec.msg === 'string' && rec.msg.startsWith('start:') && !marks.some((m) => m.name === 'plan')) {
+        marks.push({ name: 'plan', t: rec.time });
+      } else if (rec.msg === 'step' && rec.step) marks.push({ name: rec.step, t: rec.time });
+      continue;
+    }
+    // PostgreSQL's own log prefix: "2026-01-01 12:00:00.123 UTC [pid] LOG:  database system is ready ..."
+    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) (UTC|GMT) \[\d+\] LOG:\s+database system is ready to accept connections/.exec(line);
+    if (m) pgReady = Date.parse(`${m[1]}T${m[2]}Z`); // the last one: the final server, not the temporary one
+  }
+  const phases = {};
+  if (marks.length === 0) return phases;
+  phases['node start-up, config, observe (spawn -> plan)'] = marks[0].t - spawnEpoch;
+  for (let i = 1; i < marks.length; i++) {
+    const next = marks[i + 1]?.t;
+    const name = marks[i].name;
+    if (name === 'hand-over') {
+      if (pgReady !== undefined && pgReady >= marks[i].t) {
+        phases['hand-over -> postgres "ready to accept connections"'] = pgReady - marks[i].t;
+        phases['postgres ready -> probe answered'] = readyEpoch - pgReady;
+      } else phases['hand-over -> probe answered'] = readyEpoch - marks[i].t;
+    } else if (next !== undefined) phases[`step ${name}`] = next - marks[i].t;
+  }
+  return phases;
+}
+
+async function bareFirstBoot(ctx, dir) {
+  const logFile = join(dir, 'bench.log');
+  const dataDir = join(dir, 'data');
+  const pwfile = join(dir, 'pwfile');
+  writeFileSync(pwfile, PASSWORD + '\n', { mode: 0o600 });
+  if (ctx.pgUser) chownSync(pwfile, ctx.pgUser.uid, ctx.pgUser.gid);
+  const opts = { env: ctx.env, cwd: dir, logFile, asUser: ctx.pgUser };
+  const t0 = performance.now();
+  await runToEnd(join(ctx.pgBin, 'initdb'), ['-D', dataDir, '--username=postgres', `--pwfile=${pwfile}`], opts, 'initdb');
+  const tInit = performance.now();
+  const r = await bareStartAndStop(ctx, dataDir, opts, t0);
+  return { ms: r.ms, timeline: { initdb: tInit - t0, 'pg_ctl start -> probe answered': r.ms - (tInit - t0), ...r.extra } };
+}
+
+async function bareRestart(ctx, dataDir, dir) {
+  const opts = { env: ctx.env, cwd: dir, logFile: join(dir, 'bench.log'), asUser: ctx.pgUser };
+  const t0 = performance.now();
+  const r = await bareStartAndStop(ctx, dataDir, opts, t0);
+  return { ms: r.ms, timeline: { 'pg_ctl start -> probe answered': r.ms, ...r.extra } };
+}
+
+/** pg_ctl -w start, polled concurrently (pg_ctl itself only checks every 100 ms), then pg_ctl stop. */
+async function bareStartAndStop(ctx, dataDir, opts, t0) {
+  const pgCtl = join(ctx.pgBin, 'pg_ctl');
+  const start = launch(pgCtl, ['-D', dataDir, '-w', 'start', '-o', `-p ${ctx.port} -c listen_addresses=127.0.0.1`], opts);
+  let ready;
+  try {
+    ready = await waitReady(ctx, () =>
+      start.exited && start.code !== 0 ? `pg_ctl start failed (${start.spawnError?.message ?? describeExit(start)})` : undefined,
+    );
+  } catch (err) {
+    await runToEnd(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], opts, 'pg_ctl stop').catch(() => undefined);
+    throw new Error(`bare postgres on ${dataDir}: ${err.message}\n--- ${opts.logFile} ---\n${tail(opts.logFile)}`);
+  }
+  const s = await waitExit(start, READY_TIMEOUT_MS, 'pg_ctl start');
+  const pgCtlDone = performance.now();
+  if (s.code !== 0) throw new Error(`pg_ctl start ended with ${describeExit(s)}:\n${tail(opts.logFile)}`);
+  await runToEnd(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', 'stop'], opts, 'pg_ctl stop');
+  return { ms: ready - t0, extra: { '(pg_ctl -w returned, after ready)': pgCtlDone - ready } };
+}
+
+// ---------------------------------------------------------------- statistics and report
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+};
+const fmt = (x) => (Number.isFinite(x) ? String(Math.round(x)) : 'n/a');
+const fmt2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+
+function phaseMedians(timelines) {
+  const names = [];
+  for (const t of timelines) for (const k of Object.keys(t)) if (!names.includes(k)) names.push(k);
+  return names.map((k) => ({ name: k, median: median(timelines.map((t) => t[k]).filter((v) => v !== undefined)) }));
+}
+
+function caseRow(label, samples) {
+  const s = samples.map((x) => x.ms);
+  return `| ${label} | ${fmt(median(s))} | ${fmt(Math.min(...s))} | ${fmt(Math.max(...s))} | ${s.map(fmt).join(', ')} |`;
+}
+
+function report(ctx, results, startedAt, loadStart) {
+  const m = ctx.machine;
+  const L = [];
+  const bareFirst = median(results.bare.first.map((x) => x.ms));
+  const bareRestart = median(results.bare.restart.map((x) => x.ms));
+  L.push('# pgrepl start-up benchmark: results', '');
+  L.push(`Written by \`npm run bench\` (bench/run.mjs); see bench/README.md. This file is overwritten on every run.`, '');
+  L.push('## This run', '');
+  L.push(`- Date: ${startedAt.toISOString()} (took ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s)`);
+  L.push(`- Machine: ${m.cpus} CPU(s), ${m.model}; ${m.memGiB} GiB memory; ${m.kernel}; ${m.os}`);
+  L.push(`- Scratch directory on: ${m.fs}`);
+  L.push(`- Load average (1/5/15 min) at start: ${loadStart.map((x) => x.toFixed(2)).join(' / ')}; at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`);
+  L.push(`- Node: ${ctx.variants.map((v) => `${v.version} (${v.node})`).join('; ')}; the runner itself: ${process.version}`);
+  L.push(`- PostgreSQL: ${ctx.pgVersion} (${ctx.pgBin})`);
+  L.push(`- Runs: ${RUNS} timed per case, after ${WARMUP} discarded warm-up run(s); bundle and bare runs interleaved`);
+  L.push(`- Readiness: ${PROBE === 'query' ? 'TCP connect to 127.0.0.1 + `SELECT 1` answered (in-process probe)' : '`pg_isready -h 127.0.0.1` exit 0'}, polled every ${POLL_MS} ms, timed from the first spawn`);
+  L.push(`- Run as: ${ctx.pgUser ? 'root (the bundle drops to postgres itself; initdb/pg_ctl spawned with the postgres uid/gid)' : `uid ${process.getuid?.()}`}; port ${ctx.port}`);
+  L.push(`- Bundle environment: PGDATA, PGPORT, POSTGRES_PASSWORD, PGREPL_TOKEN${DEBUG ? ', PGREPL_DEBUG=1 (per-step debug lines, for the timeline below)' : ''}; everything else default (six gestalt databases)`);
+  L.push('');
+
+  L.push('## Targets', '');
+  L.push('| bundle | restart overhead (bundle - bare median) | target <= 150 ms | first boot ratio (bundle / bare median) | target <= 1.3x |');
+  L.push('|---|---|---|---|---|');
+  const verdicts = [];
+  for (const v of ctx.variants) {
+    const r = results[v.key];
+    const overhead = median(r.restart.map((x) => x.ms)) - bareRestart;
+    const ratio = median(r.first.map((x) => x.ms)) / bareFirst;
+    const okR = overhead <= TARGET_RESTART_OVERHEAD_MS;
+    const okF = ratio <= TARGET_FIRST_BOOT_RATIO;
+    L.push(`| ${v.label} | ${fmt(overhead)} ms | ${okR ? 'MET' : 'NOT MET'} | ${fmt2(ratio)}x | ${okF ? 'MET' : 'NOT MET'} |`);
+    verdicts.push(
+      `- ${v.label}: restart overhead ${fmt(overhead)} ms: the <= ${TARGET_RESTART_OVERHEAD_MS} ms target was ${okR ? 'met' : '**not met**'}. ` +
+        `First boot ${fmt2(ratio)}x bare initdb+start: the <= ${TARGET_FIRST_BOOT_RATIO}x target was ${okF ? 'met' : '**not met**'}.`,
+    );
+  }
+  L.push('', ...verdicts, '');
+
+  for (const [title, key, bareLabel] of [
+    ['First boot to ready (ms)', 'first', 'bare `initdb` + `pg_ctl -w start`'],
+    ['Restart to ready (ms)', 'restart', 'bare `pg_ctl -w start`'],
+  ]) {
+    L.push(`## ${title}`, '');
+    L.push('| case | median | min | max | all samples |', '|---|---|---|---|---|');
+    for (const v of ctx.variants) L.push(caseRow(`bundle, ${v.label}`, results[v.key][key]));
+    L.push(caseRow(bareLabel, results.bare[key]));
+    L.push('');
+  }
+
+  L.push('## Where the time goes (median per phase, ms)', '');
+  L.push(
+    'From the bundle\'s JSON log lines (ms timestamps) and PostgreSQL\'s "ready to accept connections" line, relative to the spawn. ' +
+      'Phases are medians of their own, so they need not add up exactly to the total.',
+    '',
+  );
+  const sections = [];
+  for (const v of ctx.variants) {
+    sections.push([`bundle first boot, ${v.label}`, results[v.key].first]);
+    sections.push([`bundle restart, ${v.label}`, results[v.key].restart]);
+  }
+  sections.push(['bare first boot', results.bare.first], ['bare restart', results.bare.restart]);
+  for (const [name, samples] of sections) {
+    L.push(`### ${name} (total median ${fmt(median(samples.map((x) => x.ms)))})`, '');
+    L.push('| phase | median ms |', '|---|---|');
+    for (const p of phaseMedians(samples.map((x) => x.timeline))) L.push(`| ${p.name} | ${fmt(p.median)} |`);
+    L.push('');
+  }
+
+  L.push('## Notes', '');
+  if (notes.length === 0) L.push('- Nothing unexpected: every bundle exited 0 on SIGINT, every server stopped cleanly.');
+  for (const n of notes) L.push(`- ${n}`);
+  L.push(
+    '- Bare postgres is timed to the first answered probe, not to `pg_ctl -w` returning (pg_ctl only checks every 100 ms); ' +
+      'the bundle\'s own `pg_ctl -w` calls (temporary server, first boot) are part of its time.',
+  );
+  L.push('');
+  writeFileSync(OUT, L.join('\n'));
+  return verdicts;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const startedAt = new Date();
+  const loadStart = os.loadavg();
+  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first (npm run bench does)`);
+  const pgBin = findPgBin();
+  for (const p of ['postgres', 'initdb', 'pg_ctl']) {
+    if (!existsSync(join(pgBin, p))) throw new Error(`${join(pgBin, p)} is missing`);
+  }
+  const isRoot = process.getuid?.() === 0;
+  const pgUser = isRoot ? lookupPasswd('postgres') : undefined;
+  if (isRoot && !pgUser) throw new Error('running as root but there is no "postgres" user in /etc/passwd');
+  if (!isRoot) say('not running as root: the bundle and the bare commands run as the current user');
+
+  const env = cleanEnv(pgBin);
+  const pgVersion = execFileSync(join(pgBin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
+  const variants = [{ key: 'node', node: process.execPath, version: process.version }];
+  if (process.env.BENCH_NODE24) {
+    const node = resolve(process.env.BENCH_NODE24);
+    const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+    variants.push({ key: 'node24', node, version });
+  }
+  for (const v of variants) {
+    const hasExecve = execFileSync(v.node, ['-p', "typeof process.execve === 'function'"], { encoding: 'utf8' }).trim() === 'true';
+    v.label = `Node ${v.version} (${hasExecve ? 'execve into postgres' : 'supervises postgres as a child'})`;
+  }
+
+  const port = await pickPort();
+  const scratch = mkdtempSync(join(os.tmpdir(), 'pgrepl-bench-'));
+  chmodSync(scratch, 0o755); // the postgres user must traverse it
+  const ctx = { pgBin, pgUser, env, port, scratch, variants, pgVersion, machine: machineInfo(scratch) };
+  say(`pgrepl bench: ${RUNS} run(s) + ${WARMUP} warm-up, port ${port}, scratch ${scratch}`);
+  say(`  ${pgVersion}; ${variants.map((v) => v.label).join('; ')}`);
+
+  let failed = false;
+  try {
+    const results = { bare: { first: [], restart: [] } };
+    for (const v of variants) results[v.key] = { first: [], restart: [] };
+    let seq = 0;
+    const newDir = (name, ownedByPostgres) => {
+      const d = join(scratch, `${String(++seq).padStart(3, '0')}-${name}`);
+      mkdirSync(d, { mode: 0o755 });
+      chmodSync(d, 0o755);
+      if (ownedByPostgres && pgUser) chownSync(d, pgUser.uid, pgUser.gid);
+      return d;
+    };
+    const keepLast = {}; // the cluster each case restarts: the last first boot's
+    const record = (i, list, label, r) => {
+      const warm = i < 0;
+      say(`  ${label} ${warm ? 'warm-up' : `${i + 1}/${RUNS}`}: ${fmt(r.ms)} ms`);
+      if (!warm) list.push(r);
+    };
+    const dispose = (key, dir) => {
+      if (keepLast[key] && !KEEP) rmSync(keepLast[key], { recursive: true, force: true });
+      keepLast[key] = dir;
+    };
+
+    say('first boot to ready');
+    for (let i = -WARMUP; i < RUNS; i++) {
+      for (const v of variants) {
+        const dir = newDir(`first-${v.key}`, false);
+        const r = await bundleStart(ctx, v, join(dir, 'data'), join(dir, 'bench.log'));
+        record(i, results[v.key].first, `bundle ${v.version}`, r);
+        dispose(v.key, dir);
+      }
+      const dir = newDir('first-bare', true);
+      record(i, results.bare.first, 'bare', await bareFirstBoot(ctx, dir));
+      dispose('bare', dir);
+    }
+
+    say('restart to ready');
+    for (let i = -WARMUP; i < RUNS; i++) {
+      for (const v of variants) {
+        const dir = keepLast[v.key];
+        const r = await bundleStart(ctx, v, join(dir, 'data'), join(dir, `bench-restart-${i}.log`));
+        record(i, results[v.key].restart, `bundle ${v.version}`, r);
+      }
+      record(i, results.bare.restart, 'bare', await bareRestart(ctx, join(keepLast.bare, 'data'), keepLast.bare));
+    }
+
+    const verdicts = report(ctx, results, startedAt, loadStart);
+    say(`results written to ${OUT}`);
+    for (const line of verdicts) say(line.replace(/\*\*/g, ''));
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    await cleanup(ctx, failed);
+  }
+}
+
+async function cleanup(ctx, failed) {
+  // Children still running (only after a failure): SIGINT, then SIGKILL.
+  for (const rec of [...live]) {
+    rec.child.kill('SIGINT');
+    await waitExit(rec, 15_000, 'a leftover child').catch(() => rec.child.kill('SIGKILL'));
+  }
+  // Any server still holding one of our data directories: stop it immediately.
+  const stack = [ctx.scratch];
+  while (stack.length > 0) {
+    const d = stack.pop();
+    let entries = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    if (entries.some((e) => e.name === 'postmaster.pid')) {
+      try {
+        execFileSync(join(ctx.pgBin, 'pg_ctl'), ['-D', d, '-m', 'immediate', '-w', 'stop'], {
+          stdio: 'ignore',
+          env: ctx.env,
+          ...(ctx.pgUser ? { uid: ctx.pgUser.uid, gid: ctx.pgUser.gid } : {}),
+        });
+      } catch {
+        /* not running */
+      }
+    }
+    for (const e of entries) if (e.isDirectory() && d.split('/').length - ctx.scratch.split('/').length < 2) stack.push(join(d, e.name));
+  }
+  if (KEEP) say(`kept ${ctx.scratch}`);
+  else {
+    rmSync(ctx.scratch, { recursive: true, force: true });
+    if (failed) say(`removed ${ctx.scratch} (set BENCH_KEEP=1 to keep the logs)`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
