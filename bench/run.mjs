@@ -22,6 +22,7 @@
  *   BENCH_PROBE=query     readiness probe: query (in-process TCP + SELECT 1) or pg_isready
  *   BENCH_DEBUG=1         run the bundle with PGREPL_DEBUG=1 (per-step timeline); 0 to turn off
  *   BENCH_KEEP=1          keep the scratch directory (/tmp/pgrepl-bench-*) and its logs
+ *   BENCH_INHERIT_ENV=1   give the children our environment, not a minimal container-like one
  *   BENCH_OUT=FILE        where to write the results (default bench/RESULTS.md)
  *
  * Plain Node ESM, no dependencies. Run as root (as in a container): the bundle drops to the
@@ -70,6 +71,7 @@ const WARMUP = intEnv('BENCH_WARMUP', 1, 0);
 const PROBE = (process.env.BENCH_PROBE || 'query').trim();
 const DEBUG = flagEnv('BENCH_DEBUG', true);
 const KEEP = flagEnv('BENCH_KEEP', false);
+const INHERIT_ENV = flagEnv('BENCH_INHERIT_ENV', false);
 if (!['query', 'pg_isready'].includes(PROBE)) throw new Error(`BENCH_PROBE=${PROBE}: expected query or pg_isready`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -105,15 +107,25 @@ function lookupPasswd(name) {
   return undefined;
 }
 
-/** The environment every child gets: ours without any PG..., POSTGRES_... or PGREPL_... variable. */
-function cleanEnv(pgBin) {
+/**
+ * The environment every child gets: a minimal, container-like one (PATH with PostgreSQL's bin
+ * first, HOME, LANG, TZ), so the developer's shell does not leak in. NODE_EXTRA_CA_CERTS alone,
+ * for instance, costs Node 20 ~50 ms at start-up. BENCH_INHERIT_ENV=1 passes ours through instead
+ * (minus PG..., POSTGRES_..., PGREPL_..., npm_... and NODE_OPTIONS).
+ */
+function childEnv(pgBin) {
+  const path = `${pgBin}:${process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`;
+  if (!INHERIT_ENV) {
+    const env = { PATH: path, HOME: process.env.HOME || '/root', LANG: process.env.LANG || 'C.UTF-8' };
+    if (process.env.TZ) env.TZ = process.env.TZ;
+    return env;
+  }
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(PG|POSTGRES_|PGREPL_)/.test(k)) continue;
-    if (k.startsWith('npm_') || k === 'NODE_OPTIONS') continue;
+    if (/^(PG|POSTGRES_|PGREPL_|npm_)/.test(k) || k === 'NODE_OPTIONS') continue;
     env[k] = v;
   }
-  env.PATH = `${pgBin}:${process.env.PATH || '/usr/bin:/bin'}`;
+  env.PATH = path;
   return env;
 }
 
@@ -543,6 +555,7 @@ function report(ctx, results, startedAt, loadStart) {
   L.push(`- Readiness: ${PROBE === 'query' ? 'TCP connect to 127.0.0.1 + `SELECT 1` answered (in-process probe)' : '`pg_isready -h 127.0.0.1` exit 0'}, polled every ${POLL_MS} ms, timed from the first spawn`);
   L.push(`- Run as: ${ctx.pgUser ? 'root (the bundle drops to postgres itself; initdb/pg_ctl spawned with the postgres uid/gid)' : `uid ${process.getuid?.()}`}; port ${ctx.port}`);
   L.push(`- Bundle environment: PGDATA, PGPORT, POSTGRES_PASSWORD, PGREPL_TOKEN${DEBUG ? ', PGREPL_DEBUG=1 (per-step debug lines, for the timeline below)' : ''}; everything else default (six gestalt databases)`);
+  L.push(`- Children's environment: ${INHERIT_ENV ? "the runner's (BENCH_INHERIT_ENV=1), minus PG*/POSTGRES_*/PGREPL_*/npm_*/NODE_OPTIONS" : `minimal, container-like: ${Object.keys(ctx.env).join(', ')} (BENCH_INHERIT_ENV=1 to inherit the runner's)`}`);
   L.push('');
 
   L.push('## Targets', '');
@@ -620,7 +633,7 @@ async function main() {
   if (isRoot && !pgUser) throw new Error('running as root but there is no "postgres" user in /etc/passwd');
   if (!isRoot) say('not running as root: the bundle and the bare commands run as the current user');
 
-  const env = cleanEnv(pgBin);
+  const env = childEnv(pgBin);
   const pgVersion = execFileSync(join(pgBin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
   const variants = [{ key: 'node', node: process.execPath, version: process.version }];
   if (process.env.BENCH_NODE24) {

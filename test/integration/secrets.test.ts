@@ -1,0 +1,73 @@
+/**
+ * No password, token or derived hash in any log line or any process's command line. While nodes
+ * boot (initdb, temporary server, init scripts), restart and rotate the token, every process's
+ * argv is sampled from /proc; afterwards the samples and all output are searched.
+ */
+import { readdirSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replicationPassword } from '../../src/config/token.js';
+import { removeScratch, scratchDir, TestNode } from '../support/node.js';
+
+const PASSWORD = 'Pw-NEVER-LOGGED-8c1f';
+const TOKEN = 'Token-NEVER-LOGGED-51aa';
+const TOKEN2 = 'Token2-NEVER-LOGGED-77be';
+const SECRETS = [PASSWORD, TOKEN, TOKEN2, replicationPassword(TOKEN), replicationPassword(TOKEN2)];
+
+let dir: string;
+beforeAll(() => {
+  dir = scratchDir();
+});
+afterAll(() => removeScratch(dir));
+
+/** Samples /proc/<pid>/cmdline of every process until stopped. */
+function sampleCommandLines(): { stop: () => string[] } {
+  const seen = new Set<string>();
+  const timer = setInterval(() => {
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        seen.add(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+      } catch {
+        // gone already
+      }
+    }
+  }, 5);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return [...seen];
+    },
+  };
+}
+
+describe('secrets', () => {
+  it('never appear in logs or on any command line', async () => {
+    const initdb = join(dir, 'initdb.d');
+    mkdirSync(initdb);
+    writeFileSync(join(initdb, '10.sql'), 'SELECT 1;\n');
+    writeFileSync(join(initdb, '20.sh'), 'docker_process_sql -c "SELECT 2"\n');
+    chmodSync(initdb, 0o755);
+    const sampler = sampleCommandLines();
+    const outputs: string[] = [];
+    const env = { POSTGRES_PASSWORD: PASSWORD, PGREPL_TOKEN: TOKEN, PGREPL_INITDB_DIR: initdb, PGREPL_DEBUG: 'true' };
+    const pgdata = join(dir, 'data');
+
+    for (const tokenEnv of [{}, {}, { PGREPL_TOKEN: TOKEN2 }]) {
+      const n = new TestNode({ pgdata, port: 5741, env: { ...env, ...tokenEnv } });
+      await n.ready();
+      const res = await n.stop();
+      outputs.push(res.stdout, res.stderr);
+    }
+    const commandLines = sampler.stop();
+
+    // The test must be able to fail: the sampler saw the work happen.
+    expect(commandLines.some((c) => c.includes('initdb'))).toBe(true);
+    expect(commandLines.some((c) => c.includes('pg_ctl'))).toBe(true);
+    expect(outputs.join('')).toMatch(/replication role password re-applied/);
+
+    for (const secret of SECRETS) {
+      expect(commandLines.filter((c) => c.includes(secret))).toEqual([]);
+      for (const out of outputs) expect(out.includes(secret)).toBe(false);
+    }
+  });
+});
