@@ -191,6 +191,17 @@ function filesystemOf(path) {
   return best ? `${best.type} (${best.dev} on ${best.mnt})` : 'unknown';
 }
 
+/** Which source the bundle was built from: the commit, and whether src/ had uncommitted changes. */
+function gitDescribe() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'build.mjs', 'package.json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `git ${head}${dirty ? ' + uncommitted changes in src/' : ''}`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
 // ---------------------------------------------------------------- readiness probe
 
 /**
@@ -551,6 +562,7 @@ function report(ctx, results, startedAt, loadStart) {
   L.push(`- Load average (1/5/15 min) at start: ${loadStart.map((x) => x.toFixed(2)).join(' / ')}; at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`);
   L.push(`- Node: ${ctx.variants.map((v) => `${v.version} (${v.node})`).join('; ')}; the runner itself: ${process.version}`);
   L.push(`- PostgreSQL: ${ctx.pgVersion} (${ctx.pgBin})`);
+  L.push(`- Bundle: dist/pgrepl.cjs, ${ctx.bundle.size} bytes, sha256 ${ctx.bundle.sha}; source: ${ctx.bundle.git}`);
   L.push(`- Runs: ${RUNS} timed per case, after ${WARMUP} discarded warm-up run(s); bundle and bare runs interleaved`);
   L.push(`- Readiness: ${PROBE === 'query' ? 'TCP connect to 127.0.0.1 + `SELECT 1` answered (in-process probe)' : '`pg_isready -h 127.0.0.1` exit 0'}, polled every ${POLL_MS} ms, timed from the first spawn`);
   L.push(`- Run as: ${ctx.pgUser ? 'root (the bundle drops to postgres itself; initdb/pg_ctl spawned with the postgres uid/gid)' : `uid ${process.getuid?.()}`}; port ${ctx.port}`);
@@ -646,10 +658,12 @@ async function main() {
     v.label = `Node ${v.version} (${hasExecve ? 'execve into postgres' : 'supervises postgres as a child'})`;
   }
 
+  const bundleBytes = readFileSync(BUNDLE);
+  const bundle = { size: bundleBytes.length, sha: createHash('sha256').update(bundleBytes).digest('hex').slice(0, 12), git: gitDescribe() };
   const port = await pickPort();
   const scratch = mkdtempSync(join(os.tmpdir(), 'pgrepl-bench-'));
   chmodSync(scratch, 0o755); // the postgres user must traverse it
-  const ctx = { pgBin, pgUser, env, port, scratch, variants, pgVersion, machine: machineInfo(scratch) };
+  const ctx = { pgBin, pgUser, env, port, scratch, variants, pgVersion, bundle, machine: machineInfo(scratch) };
   say(`pgrepl bench: ${RUNS} run(s) + ${WARMUP} warm-up, port ${port}, scratch ${scratch}`);
   say(`  ${pgVersion}; ${variants.map((v) => v.label).join('; ')}`);
 

@@ -27,7 +27,7 @@ function prettyStream(fd: number): { write(line: string): void } {
         dest.write(line);
         return;
       }
-      const { level, time, msg, pid: _pid, hostname: _host, ...rest } = rec;
+      const { level, time, msg, pid: _pid, hostname: _host, name: _name, ...rest } = rec;
       const extras = Object.entries(rest)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
