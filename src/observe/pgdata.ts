@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
+import { ASIDE_PREFIX, RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
 import { readControlFile, type ClusterState } from './control-file.js';
 
 export interface ClusterFound {
@@ -15,6 +15,8 @@ export interface ClusterFound {
   standby: boolean;
   systemIdentifier: string | undefined;
   state: ClusterState;
+  /** The latest checkpoint's timeline (0 if pg_control could not be read). */
+  timeline: number;
   /** A finished build that was half moved in from SWAP_DIR; the move must be finished first. */
   swapPending: boolean;
 }
@@ -56,6 +58,7 @@ async function inspectCluster(pgdata: string, swapPending: boolean): Promise<Clu
     standby: (await find(STANDBY_SIGNAL)) !== undefined || (await find(RECOVERY_CONF)) !== undefined,
     systemIdentifier: control?.systemIdentifier,
     state: control?.state ?? 'unknown',
+    timeline: control?.timeline ?? 0,
     swapPending,
   };
 }
@@ -75,7 +78,8 @@ export async function observePgdata(pgdata: string): Promise<PgdataState> {
   const cluster = await inspectCluster(pgdata, entries.includes(SWAP_DIR));
   if (cluster) return cluster;
 
-  const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE);
+  const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE && !e.startsWith(ASIDE_PREFIX));
+  if (others.length === 0 && !entries.includes(STAGING_INIT) && !entries.includes(STAGING_CLONE)) return { kind: 'empty' };
   if (others.length === 0) {
     const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';
     return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT };

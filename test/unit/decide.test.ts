@@ -4,7 +4,7 @@ import type { PgdataState } from '../../src/observe/pgdata.js';
 import { decide, type Intent, type Plan } from '../../src/plan/decide.js';
 
 const cluster = (over: Partial<Extract<PgdataState, { kind: 'cluster' }>> = {}): PgdataState => ({
-  kind: 'cluster', major: 15, standby: false, systemIdentifier: '7000000000000000001', state: 'shut down', swapPending: false, ...over,
+  kind: 'cluster', major: 15, standby: false, systemIdentifier: '7000000000000000001', state: 'shut down', timeline: 1, swapPending: false, ...over,
 });
 
 function obs(pgdata: PgdataState, over: Partial<Observation> = {}): Observation {

@@ -9,12 +9,14 @@ import { observePgdata } from '../../src/observe/pgdata.js';
 const fresh = () => mkdtempSync(join(tmpdir(), 'pgdata-'));
 
 /** A minimal stand-in for a cluster: PG_VERSION and a pg_control with a system identifier and state. */
-function fakeCluster(dir: string, major: string, state = 1, sysid = 7123456789012345678n) {
+function fakeCluster(dir: string, major: string, state = 1, sysid = 7123456789012345678n, timeline = 3) {
   mkdirSync(join(dir, 'global'), { recursive: true });
   writeFileSync(join(dir, 'PG_VERSION'), `${major}\n`);
   const control = Buffer.alloc(8192);
   control.writeBigUInt64LE(sysid, 0);
+  control.writeUInt32LE(Number(major) >= 11 ? 1300 : 1002, 8);
   control.writeInt32LE(state, 16);
+  control.writeUInt32LE(timeline, Number(major) >= 11 ? 48 : 56);
   writeFileSync(join(dir, 'global', 'pg_control'), control);
 }
 
@@ -41,7 +43,7 @@ describe('observing PGDATA', () => {
     const d = fresh();
     fakeCluster(d, '15', 6);
     expect(await observePgdata(d)).toEqual({
-      kind: 'cluster', major: 15, standby: false, systemIdentifier: '7123456789012345678', state: 'in production', swapPending: false,
+      kind: 'cluster', major: 15, standby: false, systemIdentifier: '7123456789012345678', state: 'in production', timeline: 3, swapPending: false,
     });
   });
 
@@ -54,6 +56,12 @@ describe('observing PGDATA', () => {
     fakeCluster(b, '11');
     writeFileSync(join(b, 'recovery.conf'), "standby_mode = 'on'\n");
     expect(await observePgdata(b)).toMatchObject({ kind: 'cluster', major: 11, standby: true });
+  });
+
+  it('a moved-aside copy does not make PGDATA a non-cluster', async () => {
+    const d = fresh();
+    mkdirSync(join(d, 'pgsql_tmp.pgrepl-aside-20260101T000000Z'));
+    expect(await observePgdata(d)).toEqual({ kind: 'empty' });
   });
 
   it('interrupted builds', async () => {
