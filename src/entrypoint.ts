@@ -21,7 +21,7 @@ import { runInitScripts } from './steps/init-scripts.js';
 import { recordState } from './steps/record-state.js';
 import { setReplicationRole } from './steps/replication-role.js';
 import { writeSettings } from './steps/settings.js';
-import { commitStaging, discardInterruptedBuild, finishSwap } from './steps/staging.js';
+import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from './steps/staging.js';
 import { startTempServer, stopTempServer } from './steps/temp-server.js';
 
 /** Variables postgres and its children have no business seeing. */
@@ -40,12 +40,16 @@ async function act(step: Step, ctx: StepContext): Promise<void> {
     case 'finish-swap': return finishSwap(ctx);
     case 'discard-interrupted-build': return discardInterruptedBuild(ctx, step.staging);
     case 'initdb': return initdb(ctx);
-    case 'start-temp-server': return startTempServer(ctx, step.on === 'staging' ? stagingDir(ctx) : ctx.cfg.pgdata);
+    case 'start-temp-server':
+      return step.on === 'staging'
+        ? startTempServer(ctx, stagingDir(ctx), { staging: true })
+        : startTempServer(ctx, ctx.cfg.pgdata, { staging: false });
     case 'create-databases': return createDatabases(ctx);
     case 'allow-host-connections': return allowHostConnections(ctx);
     case 'set-replication-role': return setReplicationRole(ctx);
     case 'run-init-scripts': return runInitScripts(ctx);
     case 'stop-temp-server': return stopTempServer(ctx);
+    case 'sync-staging': return syncStaging(ctx, STAGING_INIT);
     case 'commit-staging': return commitStaging(ctx, STAGING_INIT);
     case 'write-settings': return writeSettings(ctx);
     case 'record-state': return recordState(ctx);

@@ -2,7 +2,8 @@
  * Which PostgreSQL the binaries on PATH are. Compared with PGDATA's PG_VERSION before anything is
  * touched, and used to pick version-specific settings (wal_keep_size vs wal_keep_segments, ...).
  */
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 
 /** "postgres (PostgreSQL) 15.18 (Debian ...)" -> 15; "9.6.24" -> 9.6 (majors before 10 had two parts). */
@@ -16,7 +17,7 @@ export function parseMajor(versionOutput: string): number | undefined {
 export async function binariesMajor(): Promise<number> {
   let out: string;
   try {
-    out = (await execa('postgres', ['--version'])).stdout;
+    out = (await promisify(execFile)('postgres', ['--version'])).stdout;
   } catch (err) {
     const code = (err as { code?: string }).code;
     throw new UserError(

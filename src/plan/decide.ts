@@ -32,6 +32,7 @@ export type Step =
   | { do: 'set-replication-role' }
   | { do: 'run-init-scripts' }
   | { do: 'stop-temp-server' }
+  | { do: 'sync-staging' }
   | { do: 'commit-staging' }
   | { do: 'write-settings' }
   | { do: 'record-state' }
@@ -138,6 +139,7 @@ function newPrimary(obs: Observation, intent: Intent, why: string, before: Step[
       { do: 'set-replication-role' },
       { do: 'run-init-scripts' },
       { do: 'stop-temp-server' },
+      { do: 'sync-staging' },
       { do: 'commit-staging' },
       { do: 'write-settings' },
       { do: 'record-state' },

@@ -4,7 +4,6 @@
  * would make us wait for the server to exit). Arguments never carry a secret: passwords travel
  * in 0600 files or in the child's environment, which `ps` does not show.
  */
-import { execa } from 'execa';
 import { log } from '../log.js';
 
 export interface RunOptions {
@@ -14,8 +13,14 @@ export interface RunOptions {
   inputFile?: string;
 }
 
+/** execa, loaded on first use (a plain restart runs no program before postgres). */
+export async function loadExeca(): Promise<typeof import('execa')> {
+  return import('execa');
+}
+
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<void> {
   log.debug({ cmd, args }, `running ${cmd}`);
+  const { execa } = await loadExeca();
   await execa(cmd, args, {
     stdin: opts.inputFile ? { file: opts.inputFile } : 'ignore',
     stdout: 2,
@@ -29,6 +34,7 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
 /** Runs a program and returns its stdout (for short, data-like output). */
 export async function capture(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
   log.debug({ cmd, args }, `running ${cmd}`);
+  const { execa } = await loadExeca();
   const res = await execa(cmd, args, { stdin: 'ignore', stderr: 2, env: opts.env, cwd: opts.cwd });
   return res.stdout;
 }

@@ -9,9 +9,8 @@
  */
 import { access, constants, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { log } from '../log.js';
-import { run } from '../postgres/run.js';
+import { loadExeca, run } from '../postgres/run.js';
 import { stagingDir, type StepContext } from './context.js';
 import { requireTempServer } from './temp-server.js';
 
@@ -69,6 +68,7 @@ export async function runInitScripts(ctx: StepContext): Promise<void> {
         continue;
       }
       log.info({ script: file }, 'running init script');
+      const { execa } = await loadExeca();
       await execa(dec[1], [...dec[2], file], { stderr: 2 }).pipe('psql', psql, { env, stdout: 2, stderr: 2 });
     }
   }

@@ -11,7 +11,8 @@ import { stagingDir, type StepContext } from './context.js';
 
 export async function initdb(ctx: StepContext): Promise<void> {
   const { cfg } = ctx;
-  const args = ['-D', stagingDir(ctx), `--username=${cfg.postgresUser}`];
+  // --no-sync: the build is flushed once, by sync-staging, before it is moved in.
+  const args = ['-D', stagingDir(ctx), `--username=${cfg.postgresUser}`, '--no-sync'];
   if (cfg.initdbWaldir) args.push(`--waldir=${cfg.initdbWaldir}`);
   const tmp = await mkdtemp(join(tmpdir(), 'pgrepl-'));
   try {

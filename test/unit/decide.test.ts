@@ -20,7 +20,7 @@ const refusal = (p: Plan) => ('refuse' in p ? p.refuse : undefined);
 
 const FIRST_BOOT = [
   'prepare-directories', 'initdb', 'start-temp-server', 'create-databases', 'allow-host-connections',
-  'set-replication-role', 'run-init-scripts', 'stop-temp-server', 'commit-staging', 'write-settings', 'record-state', 'hand-over',
+  'set-replication-role', 'run-init-scripts', 'stop-temp-server', 'sync-staging', 'commit-staging', 'write-settings', 'record-state', 'hand-over',
 ];
 
 describe('PRIMARY rows', () => {
