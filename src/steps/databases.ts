@@ -18,15 +18,12 @@ export async function createDatabases(ctx: StepContext): Promise<void> {
   await withLocalClient(localTarget(ctx), async (c) => {
     const exists = async (db: string) =>
       ((await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])).rowCount ?? 0) > 0;
-    // 15+ copies databases through the WAL by default; copying the files is much cheaper on a
-    // fresh cluster (the checkpoints it needs are quick with the temporary server's fsync off).
-    const strategy = ctx.obs.binariesMajor >= 15 ? ' STRATEGY = FILE_COPY' : '';
     if (cfg.postgresDb !== 'postgres' && !(await exists(cfg.postgresDb))) {
-      await c.query(`CREATE DATABASE ${ident(cfg.postgresDb)}${strategy}`);
+      await c.query(`CREATE DATABASE ${ident(cfg.postgresDb)}`);
       log.info({ database: cfg.postgresDb }, 'created POSTGRES_DB');
     }
     for (const db of cfg.gestaltDatabases) {
-      if (!(await exists(db))) await c.query(`CREATE DATABASE ${ident(db)} OWNER ${ident(cfg.postgresUser)}${strategy}`);
+      if (!(await exists(db))) await c.query(`CREATE DATABASE ${ident(db)} OWNER ${ident(cfg.postgresUser)}`);
       await c.query(`GRANT ALL PRIVILEGES ON DATABASE ${ident(db)} TO ${ident(cfg.postgresUser)}`);
     }
     if (cfg.gestaltDatabases.length > 0) log.info({ databases: cfg.gestaltDatabases }, 'created the gestalt databases');
