@@ -1,6 +1,6 @@
 /**
  * `pgrepl postgres [ARGS]`: one start of a node, as a small reconciler.
- *   observe  what PGDATA holds, the binaries' version, this node's state   (observe/)
+ *   observe  what PGDATA holds, the binaries' version, this node's state, a standby's upstream
  *   decide   which row of the decision table applies -> a list of steps    (plan/decide.ts)
  *   act      run the steps, then hand the process over to postgres         (steps/, handover/)
  * This file only wires the three together; it decides nothing and does no work of its own.
@@ -9,18 +9,24 @@ import type { Config } from './config/env.js';
 import { UserError } from './errors.js';
 import { handOver } from './handover/exec.js';
 import { dropPrivileges, lookupUser } from './handover/privileges.js';
-import { STAGING_INIT } from './layout.js';
 import { log } from './log.js';
 import { observe } from './observe/observe.js';
 import { decide, type Step } from './plan/decide.js';
+import { effectiveUpstream } from './plan/upstream.js';
+import { clearPhase } from './state/phase.js';
+import { moveAside } from './steps/aside.js';
+import { clone } from './steps/clone.js';
 import { stagingDir, type StepContext } from './steps/context.js';
 import { allowHostConnections, createDatabases } from './steps/databases.js';
 import { prepareDirectories } from './steps/directories.js';
 import { initdb } from './steps/initdb.js';
 import { runInitScripts } from './steps/init-scripts.js';
+import { promoteTempServer } from './steps/promote.js';
 import { recordState } from './steps/record-state.js';
 import { setReplicationRole } from './steps/replication-role.js';
+import { rewind } from './steps/rewind.js';
 import { writeSettings } from './steps/settings.js';
+import { ensureSlot } from './steps/slot.js';
 import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from './steps/staging.js';
 import { startTempServer, stopTempServer } from './steps/temp-server.js';
 
@@ -43,17 +49,34 @@ async function act(step: Step, ctx: StepContext): Promise<void> {
     case 'start-temp-server':
       return step.on === 'staging'
         ? startTempServer(ctx, stagingDir(ctx), { staging: true })
-        : startTempServer(ctx, ctx.cfg.pgdata, { staging: false });
+        : startTempServer(ctx, ctx.cfg.pgdata, {
+            staging: false,
+            extra: step.detached && ctx.obs.binariesMajor >= 12 ? [`primary_conninfo=''`] : [],
+          });
     case 'create-databases': return createDatabases(ctx);
     case 'allow-host-connections': return allowHostConnections(ctx);
     case 'set-replication-role': return setReplicationRole(ctx);
     case 'run-init-scripts': return runInitScripts(ctx);
+    case 'promote-temp-server': return promoteTempServer(ctx);
     case 'stop-temp-server': return stopTempServer(ctx);
-    case 'sync-staging': return syncStaging(ctx, STAGING_INIT);
-    case 'commit-staging': return commitStaging(ctx, STAGING_INIT);
-    case 'write-settings': return writeSettings(ctx);
+    case 'clone': return clone(ctx);
+    case 'sync-staging': return syncStaging(ctx, step.staging);
+    case 'commit-staging': return commitStaging(ctx, step.staging);
+    case 'move-aside': return moveAside(ctx);
+    case 'rewind':
+      try {
+        return await rewind(ctx);
+      } catch (err) {
+        if (step.fallback.length === 0) throw err;
+        log.warn({ err: (err as Error).message }, 'pg_rewind could not rewind this node: moving its data aside (kept) and cloning instead');
+        for (const s of step.fallback) await act(s, ctx);
+        return;
+      }
+    case 'ensure-slot': return ensureSlot(ctx);
+    case 'write-settings': return writeSettings(ctx, step.as);
     case 'record-state': return recordState(ctx);
     case 'hand-over':
+      clearPhase(ctx.cfg.socketDir, ctx.cfg.port);
       log.info({ role: ctx.cfg.role, args: ctx.postgresArgs }, 'handing over to postgres');
       return handOver('postgres', ctx.postgresArgs, postgresEnv(ctx.cfg));
   }
@@ -68,13 +91,21 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
     pgdata: cfg.pgdata,
     hasPostgresPassword: cfg.postgresPassword !== undefined,
     hostAuthMethod: cfg.hostAuthMethod,
+    reclone: cfg.reclone,
+    slots: cfg.slots,
+    upstreamTimeoutSeconds: cfg.upstreamTimeoutSeconds,
   });
   if ('refuse' in plan) throw new UserError(plan.refuse);
   log.info(
     { row: plan.row, role: cfg.role, node: cfg.nodeName, steps: plan.steps.map((s) => s.do) },
     `start: ${plan.row}: ${plan.why}`,
   );
-  const ctx: StepContext = { cfg, obs, postgresArgs };
+  const ctx: StepContext = {
+    cfg,
+    obs,
+    postgresArgs,
+    upstream: obs.upstream?.target ?? effectiveUpstream(cfg.upstream, obs.follow),
+  };
   try {
     for (const step of plan.steps) {
       log.debug({ step: step.do }, 'step');
@@ -83,6 +114,7 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
   } catch (err) {
     // Never leave a temporary server behind: it would hold the port and the data directory.
     await stopTempServer(ctx).catch(() => undefined);
+    clearPhase(cfg.socketDir, cfg.port);
     throw err;
   }
   throw new Error('internal: the plan ended without handing over to postgres');

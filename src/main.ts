@@ -5,19 +5,20 @@
  *   pgrepl anything else ...                     run it as given (`docker run IMAGE bash`)
  * Nothing is written to stdout before a command runs as given: its stdout is the user's.
  */
+import { COMMANDS, commandHelp, runCommand } from './cli/index.js';
 import { loadConfig } from './config/env.js';
 import { isUserError, UserError } from './errors.js';
 import { runEntrypoint } from './entrypoint.js';
 import { handOver } from './handover/exec.js';
 import { createLogger, log, setLogger } from './log.js';
 
-const USAGE = `usage: pgrepl postgres [ARGS]    start this node (the container's entrypoint)
+const usage = () => `usage: pgrepl postgres [ARGS]    start this node (the container's entrypoint)
        pgrepl -c name=value ...    same as: pgrepl postgres -c name=value ...
        pgrepl help                  this text
        pgrepl COMMAND [ARGS]        run any other command as given
+operator commands (each with --help):
+${commandHelp()}
 Configuration comes from the environment (PGREPL_*, POSTGRES_*, PGDATA, PGPORT); see the README.`;
-
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {};
 
 function loggerFromRawEnv() {
   const format = process.env.PGREPL_LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
@@ -39,13 +40,12 @@ async function startNode(args: string[]): Promise<never> {
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === 'help') {
-    process.stderr.write(USAGE + '\n');
+    process.stderr.write(usage() + '\n');
     return first === undefined ? 2 : 0;
   }
   if (first === 'postgres') return startNode(rest);
   if (first.startsWith('-')) return startNode(argv);
-  const sub = SUBCOMMANDS[first];
-  if (sub) return sub(rest);
+  if (Object.hasOwn(COMMANDS, first)) return runCommand(first, rest);
   return handOver(first, rest, process.env);
 }
 

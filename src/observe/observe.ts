@@ -1,11 +1,17 @@
 /**
- * Everything the planner needs to know, gathered in one read-only pass: the state of PGDATA, the
- * binaries' major version, and this node's own state file (scoped to node and system).
+ * Everything the planner needs to know, gathered read-only: the state of PGDATA, the binaries'
+ * major version, this node's own state file (scoped to node and system) and, for a standby, its
+ * upstream and the versions of the client tools that will copy from it.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Config, Role } from '../config/env.js';
-import { fingerprintMatches, readNodeState, type ReplicationAuthMethod } from '../state/node-state.js';
-import { binariesMajor } from './binaries.js';
+import { upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
+import { fingerprintMatches, readNodeState, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
+import { clearPhase, writePhase } from '../state/phase.js';
+import { binariesMajor, parseMajor } from './binaries.js';
 import { observePgdata, type PgdataState } from './pgdata.js';
+import { observeUpstream, type UpstreamFound } from './upstream.js';
 
 export interface Observation {
   pgdata: PgdataState;
@@ -16,31 +22,62 @@ export interface Observation {
   lastRole: Role | undefined;
   /** How pg_hba checks the replication password, as recorded when it was last applied. */
   replicationAuthMethod: ReplicationAuthMethod | undefined;
+  follow: FollowOverride | undefined;
   /** Why a state file was ignored, if one was. */
   stateIgnored: string | undefined;
+  /** For a standby: where it replicates from, and what was found there. */
+  upstream?: { target: EffectiveUpstream; found: UpstreamFound } | undefined;
+  /** For a standby: major versions of the client tools that copy and rewind. */
+  tools?: { basebackup: number | undefined; rewind: number | undefined } | undefined;
+}
+
+async function toolMajor(tool: string): Promise<number | undefined> {
+  try {
+    return parseMajor((await promisify(execFile)(tool, ['--version'])).stdout);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Nothing more is worth observing when PGDATA is unusable as it is: the plan will refuse. */
+function unusable(pgdata: PgdataState, major: number): boolean {
+  return ['not-a-cluster', 'not-a-directory', 'unreadable'].includes(pgdata.kind) || (pgdata.kind === 'cluster' && pgdata.major !== major);
 }
 
 export async function observe(cfg: Config): Promise<Observation> {
   const [pgdata, major] = await Promise.all([observePgdata(cfg.pgdata), binariesMajor()]);
-  let replicationPasswordCurrent = false;
-  let lastRole: Role | undefined;
-  let stateIgnored: string | undefined;
-  let replicationAuthMethod: ReplicationAuthMethod | undefined;
-  if (pgdata.kind === 'cluster' && !pgdata.swapPending && pgdata.systemIdentifier) {
-    const read = await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: pgdata.systemIdentifier });
-    stateIgnored = read.ignored;
-    lastRole = read.state?.lastRole;
-    const auth = read.state?.replicationAuth;
-    replicationAuthMethod = auth?.method;
-    replicationPasswordCurrent = auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint);
-  }
-  return {
+  const obs: Observation = {
     pgdata,
     binariesMajor: major,
     runningAsRoot: process.getuid?.() === 0,
-    replicationPasswordCurrent,
-    lastRole,
-    replicationAuthMethod,
-    stateIgnored,
+    replicationPasswordCurrent: false,
+    lastRole: undefined,
+    replicationAuthMethod: undefined,
+    follow: undefined,
+    stateIgnored: undefined,
   };
+  if (pgdata.kind === 'cluster' && !pgdata.swapPending && pgdata.systemIdentifier) {
+    const read = await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: pgdata.systemIdentifier });
+    const auth = read.state?.replicationAuth;
+    obs.stateIgnored = read.ignored;
+    obs.lastRole = read.state?.lastRole;
+    obs.follow = read.state?.follow;
+    obs.replicationAuthMethod = auth?.method;
+    obs.replicationPasswordCurrent = auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint);
+  }
+  const target = effectiveUpstream(cfg.upstream, obs.follow);
+  if (cfg.role === 'STANDBY' && target && !unusable(pgdata, major)) {
+    const [basebackup, rewind] = await Promise.all([toolMajor('pg_basebackup'), toolMajor('pg_rewind')]);
+    obs.tools = { basebackup, rewind };
+    const patience = upstreamPatience(pgdata, cfg.upstreamTimeoutSeconds);
+    if (patience > 5) writePhase(cfg.socketDir, cfg.port, 'waiting for upstream');
+    const found = await observeUpstream({
+      upstream: target,
+      password: cfg.replicationPassword,
+      applicationName: cfg.nodeName,
+      patienceSeconds: patience,
+    }).finally(() => clearPhase(cfg.socketDir, cfg.port));
+    obs.upstream = { target, found };
+  }
+  return obs;
 }

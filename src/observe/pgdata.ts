@@ -15,7 +15,10 @@ export interface ClusterFound {
   standby: boolean;
   systemIdentifier: string | undefined;
   state: ClusterState;
-  /** The latest checkpoint's timeline (0 if pg_control could not be read). */
+  /**
+   * The newest timeline this cluster knows: the latest checkpoint's, or a newer one whose history
+   * file is in pg_wal (a promotion writes it at once; the checkpoint may come later).
+   */
   timeline: number;
   /** A finished build that was half moved in from SWAP_DIR; the move must be finished first. */
   swapPending: boolean;
@@ -58,9 +61,21 @@ async function inspectCluster(pgdata: string, swapPending: boolean): Promise<Clu
     standby: (await find(STANDBY_SIGNAL)) !== undefined || (await find(RECOVERY_CONF)) !== undefined,
     systemIdentifier: control?.systemIdentifier,
     state: control?.state ?? 'unknown',
-    timeline: control?.timeline ?? 0,
+    timeline: Math.max(control?.timeline ?? 0, await newestHistoryTimeline(dirs)),
     swapPending,
   };
+}
+
+async function newestHistoryTimeline(dirs: string[]): Promise<number> {
+  let newest = 0;
+  for (const d of dirs) {
+    const names = await readdir(join(d, 'pg_wal')).catch(() => [] as string[]);
+    for (const n of names) {
+      const m = /^([0-9A-F]{8})\.history$/.exec(n);
+      if (m) newest = Math.max(newest, parseInt(m[1]!, 16));
+    }
+  }
+  return newest;
 }
 
 export async function observePgdata(pgdata: string): Promise<PgdataState> {

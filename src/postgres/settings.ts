@@ -10,10 +10,53 @@ import type { PasswordEncryption } from './verifier.js';
 export const HBA_BEGIN = '# BEGIN pgrepl: managed by the entrypoint, rewritten on every start';
 export const HBA_END = '# END pgrepl';
 
-export interface PrimarySettings {
+/** How a standby reaches its upstream. */
+export interface StandbyConnection {
+  host: string;
+  port: number;
+  password: string;
+  applicationName: string;
+  /** primary_slot_name, or undefined without slots. */
+  slot: string | undefined;
+}
+
+export interface NodeSettings {
   major: number;
   socketDir: string;
   slotMaxWal: string | undefined;
+  /** Present on a standby. */
+  standby?: StandbyConnection | undefined;
+}
+
+/** A libpq connection string value: single-quoted, \\ and \' escaped. */
+export function conninfoValue(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * primary_conninfo, with only keys every supported version knows: what `pg_basebackup -R`
+ * writes carries options of the client's libpq (channel_binding, sslsni, ...) that an older
+ * server rejects as "invalid connection option", after which it never connects.
+ */
+export function conninfo(c: StandbyConnection, extra: Record<string, string> = {}): string {
+  const pairs: Record<string, string> = {
+    host: c.host, port: String(c.port), user: REPLICATION_USER, password: c.password,
+    application_name: c.applicationName, connect_timeout: '10', ...extra,
+  };
+  return Object.entries(pairs).map(([k, v]) => `${k}=${conninfoValue(v)}`).join(' ');
+}
+
+function standbyLines(c: StandbyConnection): string[] {
+  return [
+    `primary_conninfo = ${confValue(conninfo(c))}`,
+    ...(c.slot ? [`primary_slot_name = ${confValue(c.slot)}`] : []),
+    `recovery_target_timeline = 'latest'`,
+  ];
+}
+
+/** recovery.conf, for PostgreSQL 11 and older (12 moved these settings into the configuration). */
+export function renderRecoveryConf(c: StandbyConnection): string {
+  return ['# Managed by pgrepl: rewritten on every start.', `standby_mode = 'on'`, ...standbyLines(c)].join('\n') + '\n';
 }
 
 /** Quotes a value for postgresql.conf. */
@@ -21,7 +64,7 @@ export function confValue(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-export function renderSettings(s: PrimarySettings): string {
+export function renderSettings(s: NodeSettings): string {
   const lines: string[] = [
     '# Managed by pgrepl: rewritten on every start from the environment; edits here are lost.',
     '# Override a setting with ALTER SYSTEM (postgresql.auto.conf is read after this file) or with -c.',
@@ -38,6 +81,9 @@ export function renderSettings(s: PrimarySettings): string {
   ];
   if (s.slotMaxWal !== undefined && s.major >= 13) {
     lines.push(`max_slot_wal_keep_size = ${confValue(s.slotMaxWal)}`);
+  }
+  if (s.standby && s.major >= 12) {
+    lines.push('# This node is a standby (standby.signal); it follows:', ...standbyLines(s.standby));
   }
   return lines.join('\n') + '\n';
 }
@@ -60,6 +106,8 @@ export function withReplicationRules(hba: string, cidrs: string[], method: Passw
   const block = [
     HBA_BEGIN,
     ...cidrs.map((c) => `host\treplication\t${REPLICATION_USER}\t${c}\t${method}`),
+    '# pg_rewind reads the source through a normal connection to the postgres database:',
+    ...cidrs.map((c) => `host\tpostgres\t${REPLICATION_USER}\t${c}\t${method}`),
     HBA_END,
   ].join('\n');
   const start = hba.indexOf(HBA_BEGIN);

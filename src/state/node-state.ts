@@ -36,9 +36,23 @@ export interface NodeState extends NodeIdentity {
   lastRole?: Role;
   /** What the pgrepl role's password was last set to (a salted hash), and how pg_hba checks it. */
   replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
+  /**
+   * `pgrepl follow HOST:PORT`: the upstream the operator pointed this standby at, and the
+   * upstream the environment named at the time. It holds while the environment still names that
+   * one; once the environment names another, the operator's newer intent wins.
+   */
+  follow?: FollowOverride;
 }
 
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth'>>;
+export interface FollowOverride {
+  host: string;
+  port: number;
+  /** `host:port` of the environment's upstream when the override was made. */
+  envUpstream: string;
+}
+
+/** Fields to set; `follow: null` removes the override. */
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth'>> & { follow?: FollowOverride | null };
 
 const ITERATIONS = 4096;
 
@@ -86,9 +100,11 @@ export async function readNodeState(pgdata: string, me: NodeIdentity): Promise<S
 /** Merges `update` into this node's state (starting afresh if the file is another node's). */
 export async function updateNodeState(pgdata: string, me: NodeIdentity, update: StateUpdate): Promise<NodeState> {
   const { state } = await readNodeState(pgdata, me);
+  const { follow, ...rest } = update;
   const next: NodeState = {
     ...(state ?? {}),
-    ...update,
+    ...rest,
+    ...(follow === undefined ? {} : follow === null ? { follow: undefined } : { follow }),
     version: 1,
     node: me.node,
     systemIdentifier: me.systemIdentifier,

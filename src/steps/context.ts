@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/env.js';
 import { STAGING_INIT } from '../layout.js';
 import type { Observation } from '../observe/observe.js';
+import type { EffectiveUpstream } from '../plan/upstream.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import type { ReplicationAuthMethod } from '../state/node-state.js';
 
@@ -13,8 +14,15 @@ export interface StepContext {
   postgresArgs: string[];
   /** Set while a temporary, socket-only server runs. */
   tempServer?: { dataDir: string; passwordEncryption: PasswordEncryption };
+  /** The upstream a standby follows (after any `pgrepl follow` override). */
+  upstream?: EffectiveUpstream | undefined;
   /** Set when this start (re)applied the replication role's password. */
   replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
 }
 
 export const stagingDir = (ctx: StepContext): string => join(ctx.cfg.pgdata, STAGING_INIT);
+
+export function requireUpstream(ctx: StepContext): EffectiveUpstream {
+  if (!ctx.upstream) throw new Error('internal: this step needs an upstream, and none is configured');
+  return ctx.upstream;
+}

@@ -1,4 +1,8 @@
-/** Records, scoped to this node and cluster, the role it starts as and the password it applied. */
+/**
+ * Records, scoped to this node and cluster: the role the environment asked for, the replication
+ * password applied (a salted hash), and drops a `pgrepl follow` override the environment has
+ * since overruled.
+ */
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
 import { updateNodeState } from '../state/node-state.js';
@@ -11,6 +15,10 @@ export async function recordState(ctx: StepContext): Promise<void> {
   await updateNodeState(
     cfg.pgdata,
     { node: cfg.nodeName, systemIdentifier: control.systemIdentifier },
-    { lastRole: cfg.role, ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}) },
+    {
+      lastRole: cfg.role,
+      ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}),
+      ...(ctx.upstream?.dropFollow ? { follow: null } : {}),
+    },
   );
 }

@@ -11,6 +11,13 @@ import { fingerprint } from '../state/node-state.js';
 import type { StepContext } from './context.js';
 import { localTarget, requireTempServer } from './temp-server.js';
 
+const REWIND_FUNCTIONS = [
+  'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+  'pg_catalog.pg_stat_file(text, boolean)',
+  'pg_catalog.pg_read_binary_file(text)',
+  'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+];
+
 export async function setReplicationRole(ctx: StepContext): Promise<void> {
   const { passwordEncryption } = requireTempServer(ctx);
   const password = ctx.cfg.replicationPassword.reveal();
@@ -19,6 +26,8 @@ export async function setReplicationRole(ctx: StepContext): Promise<void> {
     const found = ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [REPLICATION_USER])).rowCount ?? 0) > 0;
     const verb = found ? 'ALTER' : 'CREATE';
     await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
+    // What pg_rewind needs when this node is the source of a rewind (as Patroni grants its rewind user).
+    for (const fn of REWIND_FUNCTIONS) await c.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${ident(REPLICATION_USER)}`);
     log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
   });
   ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };

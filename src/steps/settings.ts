@@ -1,12 +1,18 @@
 /**
  * Writes what the entrypoint owns in the configuration, on every start: pgrepl.conf (replication
- * settings for this version), the include line in postgresql.conf (added once), and pgrepl's
- * block at the top of pg_hba.conf. Each file is replaced atomically.
+ * settings for this version and, on a standby, whom it follows), the include line in
+ * postgresql.conf (added once), pgrepl's block at the top of pg_hba.conf, and a standby's marker
+ * (standby.signal on 12+, recovery.conf before). Each file is replaced atomically; those holding
+ * the replication password are mode 0600.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { INCLUDE_LINE, SETTINGS_FILE } from '../layout.js';
-import { renderSettings, withInclude, withReplicationRules } from '../postgres/settings.js';
+import type { Config, Role } from '../config/env.js';
+import { INCLUDE_LINE, RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
+import {
+  renderRecoveryConf, renderSettings, withInclude, withReplicationRules, type StandbyConnection,
+} from '../postgres/settings.js';
+import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { StepContext } from './context.js';
 
@@ -16,15 +22,43 @@ async function rewrite(path: string, change: (text: string) => string): Promise<
   if (after !== before) await writeFileAtomic(path, after, (await stat(path)).mode & 0o777);
 }
 
-export async function writeSettings(ctx: StepContext): Promise<void> {
-  const { cfg, obs } = ctx;
+export interface SettingsInput {
+  cfg: Config;
+  major: number;
+  /** Present for a standby: whom it follows. */
+  upstream?: { host: string; port: number } | undefined;
+  replicationAuthMethod: PasswordEncryption;
+}
+
+/** Writes the configuration for a node; used at start and by `pgrepl follow`. */
+export async function writeNodeSettings(s: SettingsInput): Promise<void> {
+  const { cfg, major } = s;
   const dir = cfg.pgdata;
+  const standby: StandbyConnection | undefined = s.upstream && {
+    host: s.upstream.host,
+    port: s.upstream.port,
+    password: cfg.replicationPassword.reveal(),
+    applicationName: cfg.nodeName,
+    slot: cfg.slots ? cfg.nodeName : undefined,
+  };
   await writeFileAtomic(
     join(dir, SETTINGS_FILE),
-    renderSettings({ major: obs.binariesMajor, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal }),
+    renderSettings({ major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby }),
     0o600,
   );
   await rewrite(join(dir, 'postgresql.conf'), (t) => withInclude(t, INCLUDE_LINE, SETTINGS_FILE));
-  const method = ctx.replicationAuth?.method ?? obs.replicationAuthMethod ?? 'scram-sha-256';
-  await rewrite(join(dir, 'pg_hba.conf'), (t) => withReplicationRules(t, cfg.replicationCidrs, method));
+  await rewrite(join(dir, 'pg_hba.conf'), (t) => withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod));
+  if (standby) {
+    if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
+    else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby), 0o600);
+  }
+}
+
+export async function writeSettings(ctx: StepContext, as: Role): Promise<void> {
+  await writeNodeSettings({
+    cfg: ctx.cfg,
+    major: ctx.obs.binariesMajor,
+    upstream: as === 'STANDBY' ? ctx.upstream : undefined,
+    replicationAuthMethod: ctx.replicationAuth?.method ?? ctx.obs.replicationAuthMethod ?? 'scram-sha-256',
+  });
 }

@@ -1,0 +1,78 @@
+/**
+ * `pgrepl follow HOST[:PORT]`: point this standby at another upstream without re-cloning. The
+ * choice is saved in the node's state, so a restart keeps it, until the environment names a
+ * different upstream than it did when the choice was made (the operator's newer intent wins).
+ * PostgreSQL 13+ applies it with a reload; 12 and older read primary_conninfo only at start.
+ */
+import { parseHostPort } from '../config/validators.js';
+import { UserError } from '../errors.js';
+import { readControlData } from '../observe/control-file.js';
+import { observeUpstream } from '../observe/upstream.js';
+import { hostPort } from '../plan/upstream.js';
+import { inRecovery } from '../postgres/promote.js';
+import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { readNodeState, updateNodeState } from '../state/node-state.js';
+import { writeNodeSettings } from '../steps/settings.js';
+import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
+
+const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const follow: Command = {
+  summary: 'point this standby at another upstream, without re-cloning; kept across restarts',
+  usage: USAGE,
+  async run(args) {
+    const a = parseArgs(args, { flags: ['json'] }, USAGE);
+    if (a.positional.length !== 1) throw new UserError(`follow needs exactly one HOST[:PORT]; usage: ${USAGE}`, EXIT_USAGE);
+    let target;
+    try {
+      target = parseHostPort(a.positional[0]!, 'pgrepl follow pg2:5432');
+    } catch (err) {
+      throw new UserError(`"${a.positional[0]}" ${(err as Error).message}`, EXIT_USAGE);
+    }
+    const cfg = nodeConfig();
+    if (!cfg.upstream) throw new UserError('this node is not configured as a standby (PGREPL_ROLE=STANDBY with an upstream): nothing to re-point');
+    becomePostgres(); // it rewrites files in PGDATA, which belong to postgres
+
+    const control = await readControlData(cfg.pgdata);
+    if (!control) throw new UserError(`PGDATA=${cfg.pgdata} has no readable global/pg_control: run follow inside the node`);
+    const major = await withNode(cfg, async (c) => {
+      if (!(await inRecovery(c))) throw new UserError('this node is not a standby (it accepts writes): follow re-points standbys only');
+      return serverMajor(c);
+    });
+    const found = await observeUpstream({ upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 0 });
+    const where = hostPort(target);
+    if (!found.reachable) throw new UserError(`the new upstream ${where} does not answer (${found.error}): nothing was changed`);
+    if (found.systemIdentifier !== control.systemIdentifier) {
+      throw new UserError(`the new upstream ${where} is system ${found.systemIdentifier}, this node is system ${control.systemIdentifier}: it can only follow a node of its own cluster; nothing was changed`);
+    }
+    if (found.major !== major) throw new UserError(`the new upstream ${where} runs PostgreSQL ${found.major}, this node ${major}: nothing was changed`);
+
+    if (cfg.slots) {
+      await withReplicationClient({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, (c) => createPhysicalSlot(c, cfg.nodeName));
+    }
+    const me = { node: cfg.nodeName, systemIdentifier: control.systemIdentifier };
+    const { state } = await readNodeState(cfg.pgdata, me);
+    await updateNodeState(cfg.pgdata, me, { follow: { host: target.host, port: target.port, envUpstream: hostPort(cfg.upstream) } });
+    await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method ?? 'scram-sha-256' });
+
+    let streaming = false;
+    if (major >= 13) {
+      streaming = await withNode(cfg, async (c) => {
+        await c.query('SELECT pg_reload_conf()');
+        for (let i = 0; i < 200; i++) {
+          const r = (await c.query('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
+          if (r && r.status === 'streaming' && r.sender_host === target.host && Number(r.sender_port) === target.port) return true;
+          await sleep(100);
+        }
+        return false;
+      });
+    }
+    const result = { upstream: where, timeline: found.timeline, streaming, restartNeeded: major < 13 };
+    if (a.flags.has('json')) print(JSON.stringify(result));
+    else if (major < 13) print(`following ${where} after a restart: PostgreSQL ${major} reads primary_conninfo only at start (the choice is saved)`);
+    else if (streaming) print(`following ${where} (timeline ${found.timeline}): streaming`);
+    else print(`following ${where}, but not streaming yet: if this node had gone past the new timeline's fork point, restart it: the entrypoint rewinds it`);
+    return major < 13 || streaming ? 0 : 1;
+  },
+};

@@ -1,0 +1,23 @@
+/** `pgrepl promote [--json]`: promote this standby, return once it accepts writes, print the timeline. */
+import { currentTimeline, inRecovery, promote as promoteServer } from '../postgres/promote.js';
+import { becomePostgres, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
+
+const USAGE = 'pgrepl promote [--json]';
+
+export const promote: Command = {
+  summary: 'promote this standby; returns when it accepts writes and prints the new timeline',
+  usage: USAGE,
+  async run(args) {
+    const a = parseArgs(args, { flags: ['json'] }, USAGE);
+    const cfg = nodeConfig();
+    becomePostgres(); // pg_ctl promote (before 12) runs as the server's user
+    const result = await withNode(cfg, async (c) => {
+      if (!(await inRecovery(c))) return { promoted: false, timeline: await currentTimeline(c) };
+      await promoteServer(c, { major: await serverMajor(c), dataDir: cfg.pgdata });
+      return { promoted: true, timeline: await currentTimeline(c) };
+    });
+    if (a.flags.has('json')) print(JSON.stringify(result));
+    else print(result.promoted ? `promoted: now a primary on timeline ${result.timeline}` : `not a standby: already a primary on timeline ${result.timeline}`);
+    return result.promoted ? 0 : 1;
+  },
+};

@@ -1,0 +1,74 @@
+/** `pgrepl status [--json]`: this node's role, timeline, upstream and lag; its standbys and slots. */
+import type pg from 'pg';
+import { currentTimeline, inRecovery } from '../postgres/promote.js';
+import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
+
+export interface NodeStatus {
+  role: 'primary' | 'standby';
+  timeline: number;
+  upstream: { host: string | null; port: number | null; status: string } | null;
+  lag: { bytes: number; seconds: number } | null;
+  standbys: { name: string; address: string | null; state: string; sync: string; replayLagBytes: number | null; replayLagSeconds: number | null }[];
+  slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null }[];
+}
+
+export async function readStatus(c: pg.Client): Promise<NodeStatus> {
+  const standby = await inRecovery(c);
+  const timeline = await currentTimeline(c);
+  let upstream: NodeStatus['upstream'] = null;
+  let lag: NodeStatus['lag'] = null;
+  if (standby) {
+    const wr = (await c.query('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
+    upstream = wr ? { host: wr.sender_host, port: wr.sender_port, status: wr.status } : { host: null, port: null, status: 'not connected' };
+    const l = (
+      await c.query(`SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8 AS bytes,
+        CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+             ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS seconds`)
+    ).rows[0];
+    lag = { bytes: Math.max(0, Number(l.bytes)), seconds: Math.max(0, Number(l.seconds)) };
+  }
+  const position = standby ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
+  const standbys = (
+    await c.query(`SELECT application_name, host(client_addr) AS addr, state, sync_state,
+      pg_wal_lsn_diff(${position}, replay_lsn)::float8 AS lag_bytes, extract(epoch FROM replay_lag)::float8 AS lag_seconds
+      FROM pg_stat_replication ORDER BY application_name`)
+  ).rows.map((r) => ({
+    name: r.application_name, address: r.addr, state: r.state, sync: r.sync_state,
+    replayLagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
+    replayLagSeconds: r.lag_seconds === null ? null : Number(r.lag_seconds),
+  }));
+  const walStatus = (await c.query("SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_replication_slots'::regclass AND attname = 'wal_status'")).rowCount
+    ? 'wal_status' : 'NULL::text';
+  const slots = (
+    await c.query(`SELECT slot_name, active, restart_lsn::text AS restart_lsn, ${walStatus} AS wal_status
+      FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name`)
+  ).rows.map((r) => ({ name: r.slot_name, active: r.active, restartLsn: r.restart_lsn, walStatus: r.wal_status }));
+  return { role: standby ? 'standby' : 'primary', timeline, upstream, lag, standbys, slots };
+}
+
+function render(s: NodeStatus): string[] {
+  const lines = [`role: ${s.role}`, `timeline: ${s.timeline}`];
+  if (s.upstream) lines.push(`upstream: ${s.upstream.host ?? '-'}:${s.upstream.port ?? '-'} (${s.upstream.status})`);
+  if (s.lag) lines.push(`replay lag: ${s.lag.bytes} bytes, ${s.lag.seconds.toFixed(1)} s`);
+  lines.push(`standbys: ${s.standbys.length === 0 ? 'none' : ''}`);
+  for (const d of s.standbys) {
+    lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
+  }
+  lines.push(`slots: ${s.slots.length === 0 ? 'none' : ''}`);
+  for (const sl of s.slots) lines.push(`  ${sl.name} ${sl.active ? 'active' : 'inactive'} restart_lsn ${sl.restartLsn ?? '-'}${sl.walStatus ? ` wal ${sl.walStatus}` : ''}`);
+  return lines;
+}
+
+const USAGE = 'pgrepl status [--json]';
+
+export const status: Command = {
+  summary: "this node's role, timeline, upstream and lag; its standbys and slots",
+  usage: USAGE,
+  async run(args) {
+    const a = parseArgs(args, { flags: ['json'] }, USAGE);
+    const s = await withNode(nodeConfig(), readStatus);
+    if (a.flags.has('json')) print(JSON.stringify(s));
+    else render(s).forEach(print);
+    return 0;
+  },
+};

@@ -1,0 +1,73 @@
+/**
+ * Observing a standby's upstream: wait for it (bounded, with backoff, a log line per try), then
+ * read its system identifier, timeline and major version over a replication connection, exactly
+ * as the standby will connect. Mistakes that waiting cannot fix (a wrong token, a pg_hba rule
+ * that rejects us) end the wait at once with a message that says what to change.
+ */
+import type { Secret } from '../config/secret.js';
+import type { HostPort } from '../config/validators.js';
+import { UserError } from '../errors.js';
+import { log } from '../log.js';
+import { identifySystem, withReplicationClient, type SystemIdentity } from '../postgres/replication.js';
+
+export type UpstreamFound =
+  | ({ reachable: true } & SystemIdentity)
+  | { reachable: false; error: string };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return [e.code, e.message?.split('\n')[0]].filter(Boolean).join(': ') || String(err);
+}
+
+/** Errors that no amount of waiting fixes. */
+function hopeless(err: unknown, where: string): UserError | undefined {
+  const e = err as { code?: string; message?: string };
+  if (e.code === '28P01') {
+    return new UserError(
+      `the upstream ${where} rejected the replication password: PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`,
+    );
+  }
+  if (e.code === '28000') {
+    return new UserError(
+      `the upstream ${where} does not allow this node to replicate (${e.message?.split('\n')[0]}): widen PGREPL_REPLICATION_CIDR on the upstream`,
+    );
+  }
+  return undefined;
+}
+
+export interface UpstreamProbe {
+  upstream: HostPort;
+  password: Secret;
+  applicationName: string;
+  /** How long to keep trying, in seconds; 0 = one try. */
+  patienceSeconds: number;
+}
+
+export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> {
+  const where = `${p.upstream.host}:${p.upstream.port}`;
+  const deadline = Date.now() + p.patienceSeconds * 1000;
+  let delay = 500;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const id = await withReplicationClient(
+        { host: p.upstream.host, port: p.upstream.port, password: p.password, applicationName: p.applicationName },
+        identifySystem,
+      );
+      log.info({ upstream: where, ...id }, `upstream ${where} answers`);
+      return { reachable: true, ...id };
+    } catch (err) {
+      const fatal = hopeless(err, where);
+      if (fatal) throw fatal;
+      const left = Math.round((deadline - Date.now()) / 1000);
+      if (left <= 0) return { reachable: false, error: describe(err) };
+      log.info(
+        { upstream: where, attempt, error: describe(err) },
+        `waiting for the upstream ${where}: not reachable yet; next try in ${(delay / 1000).toFixed(1)} s (${left} s left of PGREPL_UPSTREAM_TIMEOUT)`,
+      );
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The replication protocol, spoken as a standby speaks it: a physical replication connection as
+ * the pgrepl role, with the password derived from the token. Used to observe an upstream
+ * (IDENTIFY_SYSTEM, its version) and to manage this node's slot on it.
+ */
+import type pg from 'pg';
+import type { Secret } from '../config/secret.js';
+import { REPLICATION_USER } from '../config/token.js';
+import { loadPg } from './client.js';
+
+export interface ReplicationTarget {
+  host: string;
+  port: number;
+  password: Secret;
+  applicationName: string;
+}
+
+export async function withReplicationClient<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, timeoutMs = 5000): Promise<T> {
+  const { Client } = await loadPg();
+  const client = new Client({
+    host: t.host,
+    port: t.port,
+    user: REPLICATION_USER,
+    password: t.password.reveal(),
+    database: 'replication',
+    application_name: t.applicationName,
+    connectionTimeoutMillis: timeoutMs,
+    replication: true,
+  } as pg.ClientConfig);
+  client.on('error', () => undefined); // a dropped connection surfaces through the query instead
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export interface SystemIdentity {
+  systemIdentifier: string;
+  timeline: number;
+  /** server_version_num / 10000, e.g. 15. */
+  major: number;
+}
+
+export async function identifySystem(c: pg.Client): Promise<SystemIdentity> {
+  const id = (await c.query('IDENTIFY_SYSTEM')).rows[0] as { systemid: string; timeline: string | number };
+  const ver = (await c.query('SHOW server_version_num')).rows[0] as { server_version_num: string };
+  const num = Number(ver.server_version_num);
+  return {
+    systemIdentifier: String(id.systemid),
+    timeline: Number(id.timeline),
+    major: num >= 100000 ? Math.floor(num / 10000) : Math.floor(num / 100) / 100,
+  };
+}
+
+const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** Creates a physical slot that reserves WAL from now; false if it already existed. */
+export async function createPhysicalSlot(c: pg.Client, name: string): Promise<boolean> {
+  try {
+    await c.query(`CREATE_REPLICATION_SLOT ${quoteName(name)} PHYSICAL RESERVE_WAL`);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '42710') return false; // duplicate_object
+    throw err;
+  }
+}
+
+/** Drops a slot if it exists. Throws with code 55006 if a walsender is using it. */
+export async function dropSlotIfExists(c: pg.Client, name: string): Promise<boolean> {
+  try {
+    await c.query(`DROP_REPLICATION_SLOT ${quoteName(name)}`);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '42704') return false; // undefined_object
+    throw err;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * pg_rewind: turns a node that diverged from its upstream (a former primary, or a standby that
+ * replayed past the point where the upstream's new timeline forked off) back into one that can
+ * follow it, copying only the blocks that changed. pg_rewind needs a cleanly shut down target;
+ * a node that crashed (SIGKILL, power loss) first finishes crash recovery in single-user mode.
+ * The source is the upstream, reached as the pgrepl role (granted the functions pg_rewind calls);
+ * the password travels in the environment.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPLICATION_USER } from '../config/token.js';
+import { RECOVERY_CONF, STANDBY_SIGNAL } from '../layout.js';
+import { log } from '../log.js';
+import { readControlData } from '../observe/control-file.js';
+import { run } from '../postgres/run.js';
+import { conninfoValue } from '../postgres/settings.js';
+import { writePhase } from '../state/phase.js';
+import { requireUpstream, type StepContext } from './context.js';
+
+export async function finishCrashRecovery(ctx: StepContext): Promise<void> {
+  const { pgdata } = ctx.cfg;
+  const state = (await readControlData(pgdata))?.state;
+  if (state === 'shut down' || state === 'shut down in recovery') return;
+  log.info({ state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
+  // Single-user mode refuses standby mode; the standby configuration is rewritten after the rewind.
+  for (const f of [STANDBY_SIGNAL, 'recovery.signal', RECOVERY_CONF]) await rm(join(pgdata, f), { force: true });
+  await run('postgres', ['--single', '-F', '-D', pgdata, '-c', 'archive_mode=off', 'template1']);
+}
+
+export async function rewind(ctx: StepContext): Promise<void> {
+  const { cfg } = ctx;
+  const up = requireUpstream(ctx);
+  writePhase(cfg.socketDir, cfg.port, 'rewinding');
+  await finishCrashRecovery(ctx);
+  const source = [
+    `host=${conninfoValue(up.host)}`, `port=${up.port}`, `user=${REPLICATION_USER}`, 'dbname=postgres',
+    `application_name=${conninfoValue(cfg.nodeName)}`, 'connect_timeout=10',
+  ].join(' ');
+  log.info({ upstream: `${up.host}:${up.port}` }, 'rewinding with pg_rewind');
+  await run('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress'], {
+    env: { PGPASSWORD: cfg.replicationPassword.reveal() },
+  });
+  log.info('pg_rewind finished');
+}

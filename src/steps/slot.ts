@@ -1,0 +1,18 @@
+/**
+ * This node's physical replication slot on its upstream, named after the node. Created at clone
+ * time; ensured again on every start, because the upstream may have changed (a follow, a
+ * promotion) and a standby whose primary_slot_name does not exist there never streams.
+ */
+import { log } from '../log.js';
+import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { requireUpstream, type StepContext } from './context.js';
+
+export async function ensureSlot(ctx: StepContext): Promise<void> {
+  const up = requireUpstream(ctx);
+  const name = ctx.cfg.nodeName;
+  const created = await withReplicationClient(
+    { host: up.host, port: up.port, password: ctx.cfg.replicationPassword, applicationName: name },
+    (c) => createPhysicalSlot(c, name),
+  );
+  log.info({ slot: name, upstream: `${up.host}:${up.port}` }, created ? 'created this node\'s slot on the upstream' : 'this node\'s slot exists on the upstream');
+}
