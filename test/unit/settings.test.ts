@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { INCLUDE_LINE, SETTINGS_FILE } from '../../src/layout.js';
-import { confValue, HBA_BEGIN, HBA_END, renderSettings, withHostAuthLine, withInclude, withReplicationRules } from '../../src/postgres/settings.js';
+import {
+  confValue, conninfo, HBA_BEGIN, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
+} from '../../src/postgres/settings.js';
 
 describe('pgrepl.conf', () => {
   it('holds the replication settings for 13+', () => {
@@ -38,7 +40,9 @@ describe('pg_hba.conf', () => {
   const initdbDefault = 'local all all trust\nhost replication all 127.0.0.1/32 trust\n';
   it('puts the replication rules first, so localhost trust cannot bypass the password', () => {
     const out = withReplicationRules(initdbDefault, ['all'], 'scram-sha-256');
-    expect(out.startsWith(`${HBA_BEGIN}\nhost\treplication\tpgrepl\tall\tscram-sha-256\n${HBA_END}\n`)).toBe(true);
+    expect(out.startsWith(`${HBA_BEGIN}\nhost\treplication\tpgrepl\tall\tscram-sha-256\n`)).toBe(true);
+    // pg_rewind reads its source through an ordinary connection to the postgres database
+    expect(out).toContain('host\tpostgres\tpgrepl\tall\tscram-sha-256\n' + HBA_END + '\n');
     expect(out.endsWith(initdbDefault)).toBe(true);
   });
   it('replaces its block on the next start instead of adding another', () => {
@@ -51,5 +55,34 @@ describe('pg_hba.conf', () => {
   });
   it('appends the official host line', () => {
     expect(withHostAuthLine('local all all trust', 'scram-sha-256')).toBe('local all all trust\n\nhost all all all scram-sha-256\n');
+  });
+});
+
+describe('standby configuration', () => {
+  const up = { host: 'pg1', port: 5433, password: "p'w\\x", applicationName: 'node_b', slot: 'node_b' };
+
+  it('primary_conninfo has only keys every version knows, quoted for libpq', () => {
+    const c = conninfo(up);
+    expect(c).toBe("host='pg1' port='5433' user='pgrepl' password='p\\'w\\\\x' application_name='node_b' connect_timeout='10'");
+    expect(c).not.toMatch(/channel_binding|sslsni|sslnegotiation|gssencmode/);
+  });
+
+  it('12+: in pgrepl.conf, following the latest timeline through the slot', () => {
+    const s = renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby: up });
+    expect(s).toContain(`primary_conninfo = ${confValue(conninfo(up))}`);
+    expect(s).toContain("primary_slot_name = 'node_b'");
+    expect(s).toContain("recovery_target_timeline = 'latest'");
+  });
+
+  it('11 and older: recovery.conf, and nothing of it in pgrepl.conf', () => {
+    expect(renderSettings({ major: 11, socketDir: '/s', slotMaxWal: undefined, standby: up })).not.toContain('primary_conninfo');
+    const r = renderRecoveryConf(up);
+    expect(r).toContain("standby_mode = 'on'");
+    expect(r).toContain("primary_slot_name = 'node_b'");
+    expect(r).toContain("recovery_target_timeline = 'latest'");
+  });
+
+  it('without slots: no primary_slot_name', () => {
+    expect(renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby: { ...up, slot: undefined } })).not.toContain('primary_slot_name');
   });
 });
