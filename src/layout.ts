@@ -16,6 +16,13 @@ export const SWAP_DIR = '.pgrepl-swap';
 export const SETTINGS_FILE = 'pgrepl.conf';
 export const INCLUDE_LINE = `include_if_exists = '${SETTINGS_FILE}'\t# added by pgrepl: settings it manages`;
 
+/**
+ * The replication password for a standby's walreceiver, as a libpq password file (mode 0600),
+ * named by primary_conninfo's passfile. Not in primary_conninfo itself: PostgreSQL logs the new
+ * value of primary_conninfo when it is reloaded.
+ */
+export const PASSFILE = 'pgrepl.pgpass';
+
 /** The node's own state (see state/node-state.ts). */
 export const STATE_FILE = 'pgrepl.state.json';
 

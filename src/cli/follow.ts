@@ -54,7 +54,7 @@ export const follow: Command = {
     const me = { node: cfg.nodeName, systemIdentifier: control.systemIdentifier };
     const { state } = await readNodeState(cfg.pgdata, me);
     await updateNodeState(cfg.pgdata, me, { follow: { host: target.host, port: target.port, envUpstream: hostPort(cfg.upstream) } });
-    await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method ?? 'scram-sha-256' });
+    await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method });
 
     let streaming = false;
     if (major >= 13) {

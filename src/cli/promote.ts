@@ -14,6 +14,9 @@ export const promote: Command = {
     const result = await withNode(cfg, async (c) => {
       if (!(await inRecovery(c))) return { promoted: false, timeline: await currentTimeline(c) };
       await promoteServer(c, { major: await serverMajor(c), dataDir: cfg.pgdata });
+      // Write the new timeline into the control file now: pg_rewind, run by a former primary to
+      // rejoin this node, reads the timeline from there.
+      await c.query('CHECKPOINT');
       return { promoted: true, timeline: await currentTimeline(c) };
     });
     if (a.flags.has('json')) print(JSON.stringify(result));

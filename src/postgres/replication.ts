@@ -54,6 +54,38 @@ export async function identifySystem(c: pg.Client): Promise<SystemIdentity> {
   };
 }
 
+/**
+ * Whether a slot exists, read over an ordinary connection to the postgres database (the
+ * replication protocol only gained READ_REPLICATION_SLOT in 15). undefined if that connection is
+ * not allowed: the caller then just tries to create the slot.
+ */
+export function slotExists(t: ReplicationTarget, name: string): Promise<boolean | undefined> {
+  return asReplicationUser(t, async (c) => ((await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])).rowCount ?? 0) > 0);
+}
+
+/** CHECKPOINT on the upstream as the pgrepl role (a member of pg_checkpoint on 15+); false if refused. */
+export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
+  return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true))) ?? false;
+}
+
+/** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails. */
+async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
+  const { Client } = await loadPg();
+  const client = new Client({
+    host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres',
+    application_name: t.applicationName, connectionTimeoutMillis: 5000,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await fn(client);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Creates a physical slot that reserves WAL from now; false if it already existed. */

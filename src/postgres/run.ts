@@ -31,10 +31,30 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
   });
 }
 
-/** Runs a program and returns its stdout (for short, data-like output). */
-export async function capture(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+/**
+ * Runs a long program whose progress is worth logging (pg_basebackup, pg_rewind): its stderr is
+ * split into lines (progress meters redraw with \r) and handed to `onLine`; its stdout goes to
+ * our stderr. Resolves with every line it printed; rejects with the last few if it fails.
+ */
+export async function runWithLines(cmd: string, args: string[], opts: RunOptions, onLine: (line: string) => void): Promise<string[]> {
   log.debug({ cmd, args }, `running ${cmd}`);
   const { execa } = await loadExeca();
-  const res = await execa(cmd, args, { stdin: 'ignore', stderr: 2, env: opts.env, cwd: opts.cwd });
-  return res.stdout;
+  const child = execa(cmd, args, { stdin: 'ignore', stdout: 2, stderr: 'pipe', buffer: false, reject: false, env: opts.env, cwd: opts.cwd });
+  const lines: string[] = [];
+  let pending = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const parts = pending.split(/[\r\n]/);
+    pending = parts.pop() ?? '';
+    for (const line of parts.map((p) => p.trim()).filter(Boolean)) {
+      lines.push(line);
+      onLine(line);
+    }
+  });
+  const res = await child;
+  if (pending.trim()) lines.push(pending.trim());
+  if (res.exitCode !== 0) {
+    throw new Error(`${cmd} failed (${res.exitCode ?? res.signal}): ${lines.slice(-4).join(' | ')}`);
+  }
+  return lines;
 }

@@ -14,7 +14,8 @@ export const HBA_END = '# END pgrepl';
 export interface StandbyConnection {
   host: string;
   port: number;
-  password: string;
+  /** Absolute path of the libpq password file holding the replication password. */
+  passfile: string;
   applicationName: string;
   /** primary_slot_name, or undefined without slots. */
   slot: string | undefined;
@@ -40,7 +41,7 @@ export function conninfoValue(v: string): string {
  */
 export function conninfo(c: StandbyConnection, extra: Record<string, string> = {}): string {
   const pairs: Record<string, string> = {
-    host: c.host, port: String(c.port), user: REPLICATION_USER, password: c.password,
+    host: c.host, port: String(c.port), user: REPLICATION_USER, passfile: c.passfile,
     application_name: c.applicationName, connect_timeout: '10', ...extra,
   };
   return Object.entries(pairs).map(([k, v]) => `${k}=${conninfoValue(v)}`).join(' ');
@@ -52,6 +53,11 @@ function standbyLines(c: StandbyConnection): string[] {
     ...(c.slot ? [`primary_slot_name = ${confValue(c.slot)}`] : []),
     `recovery_target_timeline = 'latest'`,
   ];
+}
+
+/** A libpq password file line for the replication role, on any host, port and database. */
+export function renderPassfile(password: string): string {
+  return `*:*:*:${REPLICATION_USER}:${password.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`;
 }
 
 /** recovery.conf, for PostgreSQL 11 and older (12 moved these settings into the configuration). */
@@ -116,6 +122,20 @@ export function withReplicationRules(hba: string, cidrs: string[], method: Passw
     return hba.slice(0, start) + block + hba.slice(end + HBA_END.length);
   }
   return `${block}\n\n${hba}`;
+}
+
+/**
+ * The method of the replication rules in pgrepl's block of a pg_hba.conf, if it has one. A clone
+ * carries its upstream's block, whose method matches the verifier the pgrepl role has in the
+ * cluster (md5 where password_encryption was md5, the default before 14): a `scram-sha-256` rule
+ * would reject an md5 verifier, so a standby keeps the method it was cloned with.
+ */
+export function replicationMethodIn(hba: string): PasswordEncryption | undefined {
+  const start = hba.indexOf(HBA_BEGIN);
+  const end = hba.indexOf(HBA_END);
+  if (start === -1 || end < start) return undefined;
+  const m = /^host\s+replication\s+\S+\s+\S+\s+(md5|scram-sha-256)\s*$/m.exec(hba.slice(start, end));
+  return m ? (m[1] as PasswordEncryption) : undefined;
 }
 
 /** The line the official image appends once, at initdb: password logins from anywhere. */

@@ -11,7 +11,7 @@ import { UserError } from '../errors.js';
 import { STAGING_CLONE } from '../layout.js';
 import { log } from '../log.js';
 import { dropSlotIfExists, withReplicationClient } from '../postgres/replication.js';
-import { loadExeca } from '../postgres/run.js';
+import { runWithLines } from '../postgres/run.js';
 import { writePhase } from '../state/phase.js';
 import { requireUpstream, type StepContext } from './context.js';
 
@@ -46,38 +46,14 @@ export async function clone(ctx: StepContext): Promise<void> {
   writePhase(cfg.socketDir, cfg.port, 'cloning');
   log.info({ upstream: `${up.host}:${up.port}`, slot: cfg.slots ? cfg.nodeName : undefined }, 'cloning the upstream with pg_basebackup');
 
-  const { execa } = await loadExeca();
-  const child = execa('pg_basebackup', args, {
-    env: { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName },
-    stdin: 'ignore',
-    stdout: 2,
-    stderr: 'pipe',
-    buffer: false,
-    reject: false,
-  });
-  // pg_basebackup redraws its progress line with \r; log it as lines, at most every 2 s.
+  // pg_basebackup redraws its progress line; log it at most every 2 s.
   let last = 0;
-  let pending = '';
-  let tail: string[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => {
-    pending += chunk.toString();
-    const parts = pending.split(/[\r\n]/);
-    pending = parts.pop() ?? '';
-    for (const line of parts.map((p) => p.trim()).filter(Boolean)) {
-      tail = [...tail.slice(-4), line];
-      const progress = /^(\d+)\/(\d+) kB \((\d+)%\)/.exec(line);
-      if (progress) {
-        if (Date.now() - last >= 2000 || progress[3] === '100') {
-          last = Date.now();
-          log.info({ doneKb: Number(progress[1]), totalKb: Number(progress[2]) }, `clone ${progress[3]}%`);
-        }
-      } else {
-        log.info(line.replace(/^pg_basebackup: /, 'pg_basebackup: '));
-      }
+  await runWithLines('pg_basebackup', args, { env: { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName } }, (line) => {
+    const progress = /^(\d+)\/(\d+) kB \((\d+)%\)/.exec(line);
+    if (!progress) return log.info(line);
+    if (Date.now() - last >= 2000 || progress[3] === '100') {
+      last = Date.now();
+      log.info({ doneKb: Number(progress[1]), totalKb: Number(progress[2]) }, `clone ${progress[3]}%`);
     }
   });
-  const res = await child;
-  if (res.exitCode !== 0) {
-    throw new Error(`pg_basebackup failed (exit ${res.exitCode ?? res.signal}): ${tail.join(' | ')}`);
-  }
 }

@@ -28,6 +28,8 @@ export async function setReplicationRole(ctx: StepContext): Promise<void> {
     await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
     // What pg_rewind needs when this node is the source of a rewind (as Patroni grants its rewind user).
     for (const fn of REWIND_FUNCTIONS) await c.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${ident(REPLICATION_USER)}`);
+    // So that a node about to be rewound can make its new upstream write its timeline down (15+).
+    if (ctx.obs.binariesMajor >= 15) await c.query(`GRANT pg_checkpoint TO ${ident(REPLICATION_USER)}`);
     log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
   });
   ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };

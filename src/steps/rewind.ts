@@ -12,7 +12,8 @@ import { REPLICATION_USER } from '../config/token.js';
 import { RECOVERY_CONF, STANDBY_SIGNAL } from '../layout.js';
 import { log } from '../log.js';
 import { readControlData } from '../observe/control-file.js';
-import { run } from '../postgres/run.js';
+import { checkpoint } from '../postgres/replication.js';
+import { run, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
 import { writePhase } from '../state/phase.js';
 import { requireUpstream, type StepContext } from './context.js';
@@ -36,9 +37,26 @@ export async function rewind(ctx: StepContext): Promise<void> {
     `host=${conninfoValue(up.host)}`, `port=${up.port}`, `user=${REPLICATION_USER}`, 'dbname=postgres',
     `application_name=${conninfoValue(cfg.nodeName)}`, 'connect_timeout=10',
   ].join(' ');
+  const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
+  // updates only at its next checkpoint: ask for one (pg_checkpoint, granted on 15+).
+  if (!(await checkpoint(target))) log.info('could not ask the upstream for a checkpoint (PostgreSQL < 15 grants it to superusers only)');
   log.info({ upstream: `${up.host}:${up.port}` }, 'rewinding with pg_rewind');
-  await run('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress'], {
+  let last = 0;
+  const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress'], {
     env: { PGPASSWORD: cfg.replicationPassword.reveal() },
+  }, (line) => {
+    if (!/ kB \(\d+%\) copied$/.test(line)) return log.info(line);
+    if (Date.now() - last >= 2000) {
+      last = Date.now();
+      log.info(line);
+    }
   });
+  const upstreamTimeline = ctx.obs.upstream?.found.reachable ? ctx.obs.upstream.found.timeline : undefined;
+  const ourTimeline = ctx.obs.pgdata.kind === 'cluster' ? ctx.obs.pgdata.timeline : undefined;
+  if (lines.some((l) => l.includes('same timeline')) && upstreamTimeline !== ourTimeline) {
+    // The source's control file still shows the old timeline: its checkpoint has not come yet.
+    throw new Error(`pg_rewind saw the upstream on this node's timeline, but it is on timeline ${upstreamTimeline}: its control file is behind (no checkpoint since its promotion)`);
+  }
   log.info('pg_rewind finished');
 }

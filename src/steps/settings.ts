@@ -8,9 +8,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, Role } from '../config/env.js';
-import { INCLUDE_LINE, RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
+import { INCLUDE_LINE, PASSFILE, RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
 import {
-  renderRecoveryConf, renderSettings, withInclude, withReplicationRules, type StandbyConnection,
+  renderPassfile, renderRecoveryConf, renderSettings, replicationMethodIn, withInclude, withReplicationRules, type StandbyConnection,
 } from '../postgres/settings.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -27,7 +27,12 @@ export interface SettingsInput {
   major: number;
   /** Present for a standby: whom it follows. */
   upstream?: { host: string; port: number } | undefined;
-  replicationAuthMethod: PasswordEncryption;
+  /**
+   * How pg_hba checks the replication password, when known (recorded when the role's password
+   * was applied); otherwise the method already in pgrepl's block (a clone's, its upstream's),
+   * and scram-sha-256 if there is none.
+   */
+  replicationAuthMethod: PasswordEncryption | undefined;
 }
 
 /** Writes the configuration for a node; used at start and by `pgrepl follow`. */
@@ -37,7 +42,7 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   const standby: StandbyConnection | undefined = s.upstream && {
     host: s.upstream.host,
     port: s.upstream.port,
-    password: cfg.replicationPassword.reveal(),
+    passfile: join(dir, PASSFILE),
     applicationName: cfg.nodeName,
     slot: cfg.slots ? cfg.nodeName : undefined,
   };
@@ -47,8 +52,10 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
     0o600,
   );
   await rewrite(join(dir, 'postgresql.conf'), (t) => withInclude(t, INCLUDE_LINE, SETTINGS_FILE));
-  await rewrite(join(dir, 'pg_hba.conf'), (t) => withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod));
+  await rewrite(join(dir, 'pg_hba.conf'), (t) =>
+    withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod ?? replicationMethodIn(t) ?? 'scram-sha-256'));
   if (standby) {
+    await writeFileAtomic(standby.passfile, renderPassfile(cfg.replicationPassword.reveal()), 0o600);
     if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
     else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby), 0o600);
   }
@@ -59,6 +66,6 @@ export async function writeSettings(ctx: StepContext, as: Role): Promise<void> {
     cfg: ctx.cfg,
     major: ctx.obs.binariesMajor,
     upstream: as === 'STANDBY' ? ctx.upstream : undefined,
-    replicationAuthMethod: ctx.replicationAuth?.method ?? ctx.obs.replicationAuthMethod ?? 'scram-sha-256',
+    replicationAuthMethod: ctx.replicationAuth?.method ?? ctx.obs.replicationAuthMethod,
   });
 }

@@ -8,6 +8,8 @@ export const BUNDLE = join(ROOT, 'dist', 'pgrepl.cjs');
 interface TestEnv {
   pgBin: string;
   node24: string;
+  /** Older majors' server binaries (initdb, pg_ctl, postgres only), by major: "11" -> bin dir. */
+  olderMajors?: Record<string, string>;
 }
 
 function load(): TestEnv {
@@ -20,3 +22,8 @@ export const testEnv = load();
 
 /** PATH with the PostgreSQL binaries first. */
 export const PG_PATH = `${testEnv.pgBin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+
+/** The older majors set up for the version tests, with PATH: their server binaries first, then pgBin's client tools. */
+export const OLDER_MAJORS: { major: number; bin: string; path: string }[] = Object.entries(testEnv.olderMajors ?? {})
+  .map(([major, bin]) => ({ major: Number(major), bin, path: `${bin}:${PG_PATH}` }))
+  .sort((a, b) => a.major - b.major);

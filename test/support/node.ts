@@ -155,3 +155,29 @@ export async function identifySystem(port: number, password: string): Promise<{ 
     await client.end();
   }
 }
+
+/**
+ * Runs an operator command (`pgrepl status --json`, `promote`, `follow HOST:PORT`, `health`)
+ * against the node described by opts, as the tests' user, as `docker exec NODE pgrepl ...` would.
+ */
+export function runCommand(opts: NodeOptions, args: string[]): Promise<RunResult> {
+  const child = spawn(opts.node ?? process.execPath, [BUNDLE, ...args], { env: nodeEnv(opts), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((res) => child.on('exit', (code, signal) => res({ code, signal, stdout, stderr })));
+}
+
+/** Retries fn (every 100 ms) until it stops throwing, or throws its last error after timeoutMs. */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { INCLUDE_LINE, SETTINGS_FILE } from '../../src/layout.js';
 import {
-  confValue, conninfo, HBA_BEGIN, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
+  confValue, conninfo, HBA_BEGIN, renderPassfile, replicationMethodIn, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
 } from '../../src/postgres/settings.js';
 
 describe('pgrepl.conf', () => {
@@ -58,13 +58,26 @@ describe('pg_hba.conf', () => {
   });
 });
 
-describe('standby configuration', () => {
-  const up = { host: 'pg1', port: 5433, password: "p'w\\x", applicationName: 'node_b', slot: 'node_b' };
+describe('replication method of an existing block', () => {
+  it('is read back from the block (a clone keeps its upstream\'s), or undefined without one', () => {
+    expect(replicationMethodIn(withReplicationRules('', ['all'], 'md5'))).toBe('md5');
+    expect(replicationMethodIn(withReplicationRules('', ['all'], 'scram-sha-256'))).toBe('scram-sha-256');
+    expect(replicationMethodIn('local all all trust\n')).toBeUndefined();
+  });
+});
 
-  it('primary_conninfo has only keys every version knows, quoted for libpq', () => {
+describe('standby configuration', () => {
+  const up = { host: 'pg1', port: 5433, passfile: "/data/it's/pgrepl.pgpass", applicationName: 'node_b', slot: 'node_b' };
+
+  it('primary_conninfo has only keys every version knows, quoted for libpq, and no password', () => {
     const c = conninfo(up);
-    expect(c).toBe("host='pg1' port='5433' user='pgrepl' password='p\\'w\\\\x' application_name='node_b' connect_timeout='10'");
+    expect(c).toBe("host='pg1' port='5433' user='pgrepl' passfile='/data/it\\'s/pgrepl.pgpass' application_name='node_b' connect_timeout='10'");
+    expect(c).not.toContain('password');
     expect(c).not.toMatch(/channel_binding|sslsni|sslnegotiation|gssencmode/);
+  });
+
+  it('the password file escapes : and \\', () => {
+    expect(renderPassfile('a:b\\c')).toBe('*:*:*:pgrepl:a\\:b\\\\c\n');
   });
 
   it('12+: in pgrepl.conf, following the latest timeline through the slot', () => {
