@@ -50,11 +50,11 @@ function render(s: NodeStatus): string[] {
   const lines = [`role: ${s.role}`, `timeline: ${s.timeline}`];
   if (s.upstream) lines.push(`upstream: ${s.upstream.host ?? '-'}:${s.upstream.port ?? '-'} (${s.upstream.status})`);
   if (s.lag) lines.push(`replay lag: ${s.lag.bytes} bytes, ${s.lag.seconds.toFixed(1)} s`);
-  lines.push(`standbys: ${s.standbys.length === 0 ? 'none' : ''}`);
+  lines.push(s.standbys.length === 0 ? 'standbys: none' : 'standbys:');
   for (const d of s.standbys) {
     lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
   }
-  lines.push(`slots: ${s.slots.length === 0 ? 'none' : ''}`);
+  lines.push(s.slots.length === 0 ? 'slots: none' : 'slots:');
   for (const sl of s.slots) lines.push(`  ${sl.name} ${sl.active ? 'active' : 'inactive'} restart_lsn ${sl.restartLsn ?? '-'}${sl.walStatus ? ` wal ${sl.walStatus}` : ''}`);
   return lines;
 }
