@@ -34,10 +34,6 @@ export function resolveCommand(cmd: string, path = process.env.PATH ?? ''): stri
   throw new UserError(`${cmd}: command not found on PATH`, 127);
 }
 
-export function canExecve(): boolean {
-  return typeof (process as unknown as { execve?: Execve }).execve === 'function';
-}
-
 /**
  * Replaces this process with `cmd args` (or supervises it). Never returns normally: the process
  * ends with the program's exit status.

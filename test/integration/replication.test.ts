@@ -5,7 +5,7 @@
  * standby re-pointed with `pgrepl follow`; the crashed old primary rejoining by pg_rewind; a
  * standby promoted on start.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
@@ -39,7 +39,7 @@ async function stop(port: number, signal: NodeJS.Signals = 'SIGINT') {
 
 /** Kills a node like a crashed machine would: the entrypoint and every process it started. */
 async function crash(port: number) {
-  const pid = Number((await import('node:fs')).readFileSync(join(dir, `n${port}`, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const pid = Number(readFileSync(join(dir, `n${port}`, 'postmaster.pid'), 'utf8').split('\n')[0]);
   process.kill(pid, 'SIGKILL');
   await nodes.get(port)!.exited;
   nodes.delete(port);
@@ -80,6 +80,17 @@ describe('replication', () => {
     await query(A, 'INSERT INTO t VALUES (1)');
     for (const port of [B, C, D]) await waitForRows(port, 't', 1);
     await expect(query(B, 'INSERT INTO t VALUES (99)')).rejects.toThrow(/read-only transaction/);
+  });
+
+  it('with PGREPL_SLOTS=off a standby streams without a slot', async () => {
+    const e = await start(5755, standbyOf(A, { PGREPL_SLOTS: 'off' }));
+    await waitForRows(5755, 't', 1);
+    const slots = await query<{ slot_name: string }>(A, 'SELECT slot_name FROM pg_replication_slots');
+    expect(slots.map((r) => r.slot_name)).not.toContain('node_5755');
+    expect(e.stderr).not.toMatch(/this node's slot|replication slot "node_5755"/);
+    expect(readFileSync(join(dir, 'n5755', 'pgrepl.conf'), 'utf8')).not.toMatch(/primary_slot_name/);
+    await stop(5755);
+    await waitFor('its walsender to go', async () => (await query(A, "SELECT 1 FROM pg_stat_replication WHERE application_name = 'node_5755'")).length === 0);
   });
 
   it('status and health describe each node', async () => {
@@ -171,7 +182,7 @@ describe('replication', () => {
 
   it('no log line carries the replication password', async () => {
     for (const port of [...nodes.keys()]) await stop(port);
-    await waitFor('all outputs', async () => outputs.length >= 2 * 7);
+    await waitFor('all outputs', async () => outputs.length >= 2 * 8);
     const all = outputs.join('\n');
     expect(all).toMatch(/handing over to postgres/);
     const leaks = all.split('\n').filter((l) => l.includes(replicationPassword(TOKEN)));

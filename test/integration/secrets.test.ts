@@ -7,7 +7,8 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
-import { removeScratch, scratchDir, TestNode } from '../support/node.js';
+import { standbyOf } from '../support/cluster.js';
+import { removeScratch, runCommand, scratchDir, TestNode } from '../support/node.js';
 
 const PASSWORD = 'Pw-NEVER-LOGGED-8c1f';
 const TOKEN = 'Token-NEVER-LOGGED-51aa';
@@ -58,11 +59,26 @@ describe('secrets', () => {
       const res = await n.stop();
       outputs.push(res.stdout, res.stderr);
     }
+    // A standby: pg_basebackup, the slot, primary_conninfo, a reload by `pgrepl follow`.
+    const primary = new TestNode({ pgdata, port: 5741, env: { ...env, PGREPL_TOKEN: TOKEN2 } });
+    await primary.ready();
+    const standbyOpts = { pgdata: join(dir, 'standby'), port: 5742, env: { ...env, PGREPL_TOKEN: TOKEN2, ...standbyOf(5741) } };
+    const standby = new TestNode(standbyOpts);
+    await standby.ready();
+    const follow = await runCommand(standbyOpts, ['follow', 'localhost:5741']); // another spelling: a real change
+    expect(follow.stdout).toMatch(/streaming/);
+    outputs.push(follow.stdout, follow.stderr);
+    for (const n of [standby, primary]) {
+      const res = await n.stop();
+      outputs.push(res.stdout, res.stderr);
+    }
     const commandLines = sampler.stop();
 
     // The test must be able to fail: the sampler saw the work happen.
     expect(commandLines.some((c) => c.includes('initdb'))).toBe(true);
     expect(commandLines.some((c) => c.includes('pg_ctl'))).toBe(true);
+    expect(commandLines.some((c) => c.includes('pg_basebackup'))).toBe(true);
+    expect(outputs.join('')).toMatch(/parameter "primary_conninfo" changed/); // the reload was logged
     expect(outputs.join('')).toMatch(/replication role password re-applied/);
 
     for (const secret of SECRETS) {
