@@ -5,11 +5,13 @@
  *   act      run the steps, then hand the process over to postgres         (steps/, handover/)
  * This file only wires the three together; it decides nothing and does no work of its own.
  */
+import { constants as osConstants } from 'node:os';
 import type { Config } from './config/env.js';
 import { UserError } from './errors.js';
 import { handOver } from './handover/exec.js';
 import { dropPrivileges, lookupUser } from './handover/privileges.js';
 import { log } from './log.js';
+import { stopRunningPrograms } from './postgres/run.js';
 import { observe } from './observe/observe.js';
 import { decide, type Step } from './plan/decide.js';
 import { effectiveUpstream } from './plan/upstream.js';
@@ -83,6 +85,8 @@ async function act(step: Step, ctx: StepContext): Promise<void> {
 }
 
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
+  let context: StepContext | undefined;
+  const stopSignals = catchStopSignals(cfg, () => context);
   for (const warning of cfg.warnings) log.warn(warning);
   const obs = await observe(cfg);
   if (obs.stateIgnored) log.debug(`ignoring state file: ${obs.stateIgnored}`);
@@ -106,16 +110,53 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
     postgresArgs,
     upstream: obs.upstream?.target ?? effectiveUpstream(cfg.upstream, obs.follow),
   };
+  context = ctx;
   try {
     for (const step of plan.steps) {
+      if (step.do === 'hand-over') stopSignals.release(); // from here on, postgres handles them
       log.debug({ step: step.do }, 'step');
       await act(step, ctx);
     }
   } catch (err) {
-    // Never leave a temporary server behind: it would hold the port and the data directory.
-    await stopTempServer(ctx).catch(() => undefined);
-    clearPhase(cfg.socketDir, cfg.port);
-    throw err;
+    await cleanUp(cfg, ctx);
+    throw stopSignals.by ? stoppedError(stopSignals.by) : err;
   }
   throw new Error('internal: the plan ended without handing over to postgres');
+}
+
+/** Never leave a temporary server behind: it would hold the port and the data directory. */
+async function cleanUp(cfg: Config, ctx: StepContext | undefined): Promise<void> {
+  if (ctx) await stopTempServer(ctx).catch(() => undefined);
+  clearPhase(cfg.socketDir, cfg.port);
+}
+
+const stoppedError = (sig: NodeJS.Signals) =>
+  new UserError(`stopped by ${sig} before postgres started; the next start picks up where this one left off`, 128 + (osConstants.signals[sig] ?? 0));
+
+/**
+ * Until postgres runs, a stop signal (docker stop, Ctrl-C) is ours to handle: as PID 1 of a
+ * container Node would ignore it, and elsewhere it would end Node but leave pg_basebackup or a
+ * temporary server running. The programs running now get the signal; the step they belong to
+ * then fails and the catch above cleans up. If none runs (waiting for the upstream, a SQL step),
+ * we clean up and exit here.
+ */
+function catchStopSignals(cfg: Config, ctx: () => StepContext | undefined): { by: NodeJS.Signals | undefined; release(): void } {
+  const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'];
+  const state = {
+    by: undefined as NodeJS.Signals | undefined,
+    release: () => SIGNALS.forEach((s) => process.off(s, onSignal)),
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (state.by) return;
+    state.by = sig;
+    log.warn(`received ${sig} before postgres started: stopping`);
+    if (stopRunningPrograms(sig)) return;
+    void cleanUp(cfg, ctx()).finally(() => {
+      const err = stoppedError(sig);
+      log.fatal(err.message);
+      process.exit(err.exitCode);
+    });
+  };
+  SIGNALS.forEach((s) => process.on(s, onSignal));
+  return state;
 }

@@ -69,7 +69,7 @@ export async function observe(cfg: Config): Promise<Observation> {
   if (cfg.role === 'STANDBY' && target && !unusable(pgdata, major)) {
     const [basebackup, rewind] = await Promise.all([toolMajor('pg_basebackup'), toolMajor('pg_rewind')]);
     obs.tools = { basebackup, rewind };
-    const patience = upstreamPatience(pgdata, cfg.upstreamTimeoutSeconds);
+    const patience = upstreamPatience(pgdata, obs.lastRole, cfg.upstreamTimeoutSeconds);
     if (patience > 5) writePhase(cfg.socketDir, cfg.port, 'waiting for upstream');
     const found = await observeUpstream({
       upstream: target,

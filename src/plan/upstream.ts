@@ -2,7 +2,7 @@
  * Which upstream a standby follows, and how patiently it waits for it: small pure decisions the
  * entrypoint needs before it can observe the upstream at all.
  */
-import type { Upstream } from '../config/env.js';
+import type { Role, Upstream } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import type { PgdataState } from '../observe/pgdata.js';
 import type { FollowOverride } from '../state/node-state.js';
@@ -26,10 +26,13 @@ export function effectiveUpstream(env: Upstream | undefined, follow: FollowOverr
 
 /**
  * Seconds to wait for the upstream. A node that has nothing to serve without it (empty, a half
- * clone, a former primary that must be rewound first) waits the full PGREPL_UPSTREAM_TIMEOUT; a
- * standby with its data only checks briefly: it can start, serve reads and reconnect later.
+ * clone, a former primary that must be rewound first) waits the full PGREPL_UPSTREAM_TIMEOUT. A
+ * node with data to serve only checks briefly: a standby can start, serve reads and reconnect
+ * later; a standby promoted behind pgrepl's back (`pg_ctl promote`; its environment still says
+ * STANDBY) stays a primary unless its old upstream is back on a newer timeline, and waiting long
+ * for a primary that is usually dead would keep the new one down on every restart.
  */
-export function upstreamPatience(found: PgdataState, timeoutSeconds: number): number {
-  if (found.kind === 'cluster' && found.standby) return Math.min(timeoutSeconds, 5);
+export function upstreamPatience(found: PgdataState, lastRole: Role | undefined, timeoutSeconds: number): number {
+  if (found.kind === 'cluster' && (found.standby || lastRole === 'STANDBY')) return Math.min(timeoutSeconds, 5);
   return timeoutSeconds;
 }

@@ -4,6 +4,7 @@
  * would make us wait for the server to exit). Arguments never carry a secret: passwords travel
  * in 0600 files or in the child's environment, which `ps` does not show.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { log } from '../log.js';
 
 export interface RunOptions {
@@ -21,14 +22,14 @@ export async function loadExeca(): Promise<typeof import('execa')> {
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<void> {
   log.debug({ cmd, args }, `running ${cmd}`);
   const { execa } = await loadExeca();
-  await execa(cmd, args, {
+  await track(execa(cmd, args, {
     stdin: opts.inputFile ? { file: opts.inputFile } : 'ignore',
     stdout: 2,
     stderr: 2,
     env: opts.env,
     extendEnv: true,
     cwd: opts.cwd,
-  });
+  }));
 }
 
 /**
@@ -51,10 +52,70 @@ export async function runWithLines(cmd: string, args: string[], opts: RunOptions
       onLine(line);
     }
   });
-  const res = await child;
+  const res = await track(child);
   if (pending.trim()) lines.push(pending.trim());
   if (res.exitCode !== 0) {
     throw new Error(`${cmd} failed (${res.exitCode ?? res.signal}): ${lines.slice(-4).join(' | ')}`);
   }
   return lines;
+}
+
+/** The PIDs of `pid`'s descendants, read from /proc (Linux); [] where /proc cannot tell. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8'); // "pid (comm) state ppid ..."
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** PIDs of the programs running now, so that a stop signal can reach them (stopRunningPrograms). */
+const running = new Set<number>();
+
+function track<T extends PromiseLike<unknown> & { pid?: number | undefined }>(child: T): T {
+  const pid = child.pid;
+  if (pid !== undefined) {
+    running.add(pid);
+    void Promise.resolve(child).then(() => running.delete(pid), () => running.delete(pid));
+  }
+  return child;
+}
+
+/**
+ * Passes a stop signal on to every program running now and to their children (pg_basebackup
+ * forks one to stream WAL), which would otherwise go on writing into the staging directory and
+ * holding the upstream's slot after the node is gone. The children are listed before anything is
+ * signalled: once their parent dies, nothing could find them. Returns whether any was running.
+ */
+export function stopRunningPrograms(sig: NodeJS.Signals): boolean {
+  const targets = [...running].flatMap((pid) => [pid, ...descendants(pid)]);
+  for (const p of targets) {
+    try {
+      process.kill(p, sig);
+    } catch {
+      // already gone
+    }
+  }
+  return running.size > 0;
 }

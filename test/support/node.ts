@@ -35,6 +35,11 @@ export interface NodeOptions {
   env?: Record<string, string | undefined>;
   node?: string;
   args?: string[];
+  /**
+   * Spawn the node in a process group of its own, so that `killGroup()` can kill it with every
+   * process it started (pg_basebackup, postgres), as a container kill does. Off by default.
+   */
+  detached?: boolean;
 }
 
 export function nodeEnv(opts: NodeOptions): Record<string, string> {
@@ -63,6 +68,7 @@ export class TestNode {
     this.child = spawn(opts.node ?? process.execPath, [BUNDLE, 'postgres', ...(opts.args ?? [])], {
       env: nodeEnv(opts),
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.detached ?? false,
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -102,6 +108,21 @@ export class TestNode {
 
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<RunResult> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+
+  /**
+   * Sends `signal` (SIGKILL by default) to the node's whole process group: the entrypoint and
+   * every process it started that did not leave the group, as `docker kill` does to a container.
+   * Only for nodes spawned with `detached: true` (a group of their own).
+   */
+  async killGroup(signal: NodeJS.Signals = 'SIGKILL'): Promise<RunResult> {
+    if (!this.opts.detached) throw new Error('killGroup() needs a node spawned with detached: true');
+    try {
+      process.kill(-this.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
     return this.exited;
   }
 }

@@ -222,3 +222,15 @@ describe('STANDBY rows', () => {
     expect(refusal(p)).toMatch(/pg_basebackup is version 14 but the upstream .* runs PostgreSQL 15 \(incompatible server version\)/);
   });
 });
+
+describe('how long to wait for the upstream', () => {
+  it('waits the full timeout when there is nothing to serve without it, briefly otherwise', async () => {
+    const { upstreamPatience } = await import('../../src/plan/upstream.js');
+    expect(upstreamPatience({ kind: 'empty' }, undefined, 300)).toBe(300);
+    expect(upstreamPatience({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone' }, undefined, 300)).toBe(300);
+    expect(upstreamPatience(cluster(), 'PRIMARY', 300)).toBe(300); // a former primary must be rewound first
+    expect(upstreamPatience(cluster({ standby: true }), 'STANDBY', 300)).toBe(5);
+    expect(upstreamPatience(cluster(), 'STANDBY', 300)).toBe(5); // promoted behind our back: it serves writes
+    expect(upstreamPatience(cluster({ standby: true }), undefined, 3)).toBe(3);
+  });
+});
