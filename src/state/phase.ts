@@ -4,21 +4,38 @@
  * orchestrator would kill it mid-copy and it would never finish.
  *
  * Runtime state, not data: it lives beside the Unix socket (/var/run/postgresql), keyed by port,
- * never in PGDATA, and it names the PID that wrote it, so a file left by a killed process is
- * recognised as stale.
+ * never in PGDATA, and it names the process that wrote it (PID and start time: in a container
+ * the PID is always 1), so a file left by a killed process is recognised as stale.
  */
-import { chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Phase = 'waiting for upstream' | 'cloning' | 'rewinding' | 'bootstrapping' | 'promoting';
 
 const file = (socketDir: string, port: number) => join(socketDir, `.pgrepl-${port}.phase`);
 
-export function writePhase(socketDir: string, port: number, phase: Phase, owner?: { uid: number; gid: number }): void {
+/** The kernel's start time of a process (field 22 of /proc/PID/stat), to tell a reused PID apart. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+interface PhaseFile {
+  phase: Phase;
+  pid: number;
+  started: string | undefined;
+  since: string;
+}
+
+export function writePhase(socketDir: string, port: number, phase: Phase): void {
   try {
     const path = file(socketDir, port);
-    writeFileSync(path, JSON.stringify({ phase, pid: process.pid, since: new Date().toISOString() }) + '\n', { mode: 0o644 });
-    if (owner) chownSync(path, owner.uid, owner.gid);
+    const content: PhaseFile = { phase, pid: process.pid, started: startTime(process.pid), since: new Date().toISOString() };
+    writeFileSync(path, JSON.stringify(content) + '\n', { mode: 0o644 });
   } catch {
     // Best effort: health then reports what it can see of postgres itself.
   }
@@ -28,16 +45,14 @@ export function clearPhase(socketDir: string, port: number): void {
   rmSync(file(socketDir, port), { force: true });
 }
 
-/** The phase, if the process that wrote it is still alive. */
-export function readPhase(socketDir: string, port: number): { phase: Phase; pid: number; since: string } | undefined {
+/** The phase, if the process that wrote it is still the one running. */
+export function readPhase(socketDir: string, port: number): PhaseFile | undefined {
+  let p: PhaseFile;
   try {
-    const p = JSON.parse(readFileSync(file(socketDir, port), 'utf8')) as { phase: Phase; pid: number; since: string };
-    process.kill(p.pid, 0);
-    return p;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPERM') {
-      return JSON.parse(readFileSync(file(socketDir, port), 'utf8'));
-    }
+    p = JSON.parse(readFileSync(file(socketDir, port), 'utf8')) as PhaseFile;
+  } catch {
     return undefined;
   }
+  const now = startTime(p.pid);
+  return now !== undefined && now === p.started ? p : undefined;
 }
