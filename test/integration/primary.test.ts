@@ -26,6 +26,8 @@ function writeInitScripts(target: string) {
   chmodSync(join(target, '20-exec.sh'), 0o755);
   writeFileSync(join(target, '30-sourced.sh'), 'docker_process_sql -c "INSERT INTO init_runs VALUES (\'sourced-sh\')"\necho "# touched by 30-sourced.sh" >> "$PGDATA/postgresql.conf"\n');
   writeFileSync(join(target, '40-gz.sql.gz'), gzipSync("INSERT INTO init_runs VALUES ('sql-gz');\n"));
+  writeFileSync(join(target, '41-xz.sql.xz'), execFileSync('xz', ['-c'], { input: "INSERT INTO init_runs VALUES ('sql-xz');\n" }));
+  writeFileSync(join(target, '42-zst.sql.zst'), execFileSync('zstd', ['-c', '-q'], { input: "INSERT INTO init_runs VALUES ('sql-zst');\n" }));
   writeFileSync(join(target, '50-ignored.txt'), 'not a script');
   chmodSync(target, 0o755);
 }
@@ -62,7 +64,7 @@ describe('a primary', () => {
     expect(rows.find((r) => r.datname === 'gestalt-kong')?.owner).toBe('postgres');
 
     const runs = await query<{ script: string }>(PORT, 'SELECT script FROM init_runs ORDER BY script', [], { database: 'appdb' });
-    expect(runs.map((r) => r.script)).toEqual(['exec-sh', 'sourced-sh', 'sql', 'sql-gz']);
+    expect(runs.map((r) => r.script)).toEqual(['exec-sh', 'sourced-sh', 'sql', 'sql-gz', 'sql-xz', 'sql-zst']);
     expect(readFileSync(join(pgdata, 'postgresql.conf'), 'utf8')).toContain('# touched by 30-sourced.sh');
 
     const role = await query<{ rolreplication: boolean; rolcanlogin: boolean }>(
@@ -108,7 +110,7 @@ describe('a primary', () => {
     await again.ready();
     expect(await query(PORT, 'SELECT v FROM kept')).toEqual([{ v: 'survives' }]);
     const runs = await query(PORT, 'SELECT count(*)::int AS n FROM init_runs', [], { database: 'appdb' });
-    expect(runs).toEqual([{ n: 4 }]);
+    expect(runs).toEqual([{ n: 6 }]);
     const log = again.logs();
     expect(log.find((l) => l.row)?.row).toBe('primary cluster × PRIMARY');
     expect(log.map((l) => l.msg)).not.toContain('initdb');
