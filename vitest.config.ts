@@ -20,6 +20,18 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: 'container',
+          include: ['test/container/**/*.test.ts'],
+          // Builds the stand-in base images and the image once per run (cached between runs).
+          globalSetup: ['test/container/global-setup.ts'],
+          fileParallelism: false,
+          sequence: { concurrent: false },
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+        },
+      },
     ],
   },
 });

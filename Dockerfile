@@ -1,0 +1,53 @@
+# pgrepl: the official postgres image with pgrepl as its entrypoint.
+#
+#   docker build -t postgres_repl .                              # PostgreSQL 17
+#   docker build -t postgres_repl:15 --build-arg PG_MAJOR=15 .   # any major the official image has
+#
+# Only a Node runtime and one bundled file are added to the postgres image; everything else
+# (binaries, postgres user 999, PGDATA, VOLUME, EXPOSE, the user the container starts as) is the
+# base image's.
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG PG_MAJOR=17
+
+# The Node runtime, without its symbol tables (about 18 MB). The node image has no strip: take it
+# from Debian's binutils, in this throw-away stage; without it the binary is copied unstripped.
+FROM ${NODE_IMAGE} AS node
+RUN set -eux; \
+    mkdir /out; \
+    cp /usr/local/bin/node /out/node; \
+    if ! command -v strip >/dev/null; then \
+      { apt-get update -q && apt-get install -y -q --no-install-recommends binutils; } \
+        || echo 'pgrepl: no binutils: the Node binary stays unstripped' >&2; \
+    fi; \
+    if command -v strip >/dev/null; then strip /out/node; fi; \
+    /out/node -e 'if (typeof process.execve !== "function") { console.error("pgrepl needs a Node with process.execve (>= 22.15)"); process.exit(1) }'
+
+# The bundle: dist/pgrepl.cjs, one file that needs no node_modules.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json build.mjs ./
+COPY src ./src
+RUN npm run build && chmod 0755 dist/pgrepl.cjs
+
+FROM postgres:${PG_MAJOR}
+COPY --from=node /out/node /usr/local/bin/node
+COPY --from=build /src/dist/pgrepl.cjs /usr/local/lib/pgrepl/pgrepl.cjs
+# The bundle starts with `#!/usr/bin/env node`: the command is a link to it.
+RUN set -eux; \
+    ln -s ../lib/pgrepl/pgrepl.cjs /usr/local/bin/pgrepl; \
+    pgrepl help 2>/dev/null
+ENTRYPOINT ["pgrepl"]
+CMD ["postgres"]
+# PostgreSQL's fast shutdown (as the base image): postgres is PID 1 and gets it directly.
+STOPSIGNAL SIGINT
+# `pgrepl health` exits 0 healthy, 1 unhealthy, 2 starting (waiting for the upstream, cloning,
+# rewinding, recovering). Docker knows only 0 healthy and 1 unhealthy (2 is reserved), and its
+# "starting" state ends with --start-period, while a standby's clone can take hours. Counting a
+# long clone as unhealthy gets the container replaced by any orchestrator that acts on health
+# (Swarm, autoheal), and the clone starts over, forever. So "starting" passes the check here; who
+# needs to tell a node that serves from one that is still cloning runs `pgrepl health` itself.
+# The start period covers Node's and the entrypoint's first seconds, before there is a phase to read.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD pgrepl health || [ $? -eq 2 ]

