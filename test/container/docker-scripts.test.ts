@@ -1,0 +1,118 @@
+/**
+ * The seed README's walkthrough through the docker/ scripts, with the podman CLI
+ * (PGREPL_CONTAINER_CLI=podman) on a user-defined network (podman has no --link): a primary,
+ * two standbys and a cascade; data on all; the primary killed; a standby promoted; the cascade
+ * following; the orphan standby re-pointed with follow.sh.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONTAINERS_CONF, IMAGE, podman, psql, ROOT, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
+
+const tag = `ds${randomBytes(3).toString('hex')}`;
+const [n1, n2, n3, n4] = [1, 2, 3, 4].map((i) => `${tag}n${i}`) as [string, string, string, string];
+const network = `${tag}-net`;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function script(name: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  const full: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: '/root',
+    CONTAINERS_CONF,
+    PGREPL_CONTAINER_CLI: 'podman',
+    PGREPL_IMAGE: IMAGE,
+    PGREPL_NETWORK: network,
+    POSTGRES_PASSWORD: SUPERUSER_PASSWORD,
+    PGREPL_TOKEN: TOKEN,
+  };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete full[k];
+    else full[k] = v;
+  }
+  return new Promise((resolve) => {
+    const child = spawn('bash', [join(ROOT, 'docker', name), ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function count(name: string): Promise<number> {
+  return Number(await psql(name, 'SELECT count(*) FROM walk'));
+}
+
+async function eventuallyCount(name: string, n: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await count(name)) === n) return;
+    } catch {
+      // not replicated yet
+    }
+    if (Date.now() > deadline) throw new Error(`${name} never had ${n} rows`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+afterAll(async () => {
+  await podman(['rm', '-f', '-t', '0', n1, n2, n3, n4]);
+  await podman(['volume', 'rm', '-f', ...[n1, n2, n3, n4].map((n) => `pgrepl-${n}`)]);
+  await podman(['network', 'rm', '-f', network]);
+});
+
+describe('docker/ scripts with podman', () => {
+  it('refuse bad arguments and missing secrets, without printing a secret', async () => {
+    expect((await script('primary.sh', [])).code).toBe(64);
+    expect((await script('standby.sh', [n1])).code).toBe(64);
+    const noPw = await script('primary.sh', [n1], { POSTGRES_PASSWORD: undefined });
+    expect(noPw.code).toBe(1);
+    expect(noPw.stderr).toMatch(/POSTGRES_PASSWORD is not set/);
+    const noUp = await script('standby.sh', [`${tag}-nobody`, n2]);
+    expect(noUp.code).toBe(1);
+    expect(noUp.stderr).toMatch(/no container named/);
+  });
+
+  it('primary.sh, standby.sh ×2 and a cascade: every node replicates', async () => {
+    const p = await script('primary.sh', [n1]);
+    expect(p.code).toBe(0);
+    expect(p.stdout).toMatch(/^Container ID: [0-9a-f]{64}\n$/);
+    await waitReady(n1);
+    for (const [up, name] of [[n1, n2], [n1, n3], [n2, n4]] as const) {
+      const s = await script('standby.sh', [up, name]);
+      expect(s.code).toBe(0);
+      await waitReady(name);
+    }
+    await psql(n1, 'CREATE TABLE walk (v int); INSERT INTO walk VALUES (1)');
+    for (const n of [n2, n3, n4]) await eventuallyCount(n, 1);
+    const status = await script('status.sh', [n1, '--json']);
+    expect(JSON.parse(status.stdout).standbys.map((s: { name: string }) => s.name).sort()).toEqual([n2, n3]);
+    for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
+  });
+
+  it('the primary is killed; promote.sh promotes n2; the cascade n4 follows it', async () => {
+    await podman(['kill', n1]);
+    const pr = await script('promote.sh', [n2]);
+    expect(pr.stdout).toBe('promoted: now a primary on timeline 2\n');
+    expect(pr.code).toBe(0);
+    await psql(n2, 'INSERT INTO walk VALUES (2)');
+    await eventuallyCount(n4, 2);
+  });
+
+  it('follow.sh re-points the orphan n3 at n2, without re-cloning', async () => {
+    const f = await script('follow.sh', [n3, n2]);
+    expect(f.stdout).toMatch(/streaming/);
+    expect(f.code).toBe(0);
+    await eventuallyCount(n3, 2);
+    const st = JSON.parse((await script('status.sh', [n2, '--json'])).stdout);
+    expect(st.role).toBe('primary');
+    expect(st.standbys.map((s: { name: string }) => s.name).sort()).toEqual([n3, n4]);
+  });
+});
