@@ -26,14 +26,30 @@ function debianPgBin() {
   return majors.length ? join(base, majors[0], 'bin') : undefined;
 }
 
+const onPath = (cmd) => (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, cmd)));
+
+/** Installs Debian packages when we can (root, apt); says what to do when we cannot. */
+function aptInstall(packages, why) {
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
+    say(`${why}: install them (as root: apt-get install -y ${packages.join(' ')})`);
+    return false;
+  }
+  say(`${why}: installing ${packages.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-q'], { stdio: ['ignore', 2, 2], env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { stdio: ['ignore', 2, 2], env });
+  return true;
+}
+
+// The container tests (podman + runc, debootstrap for the stand-in base images), the shell
+// scripts' tests (curl, jq), the compressed init scripts (xz, zstd).
+const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark' };
+const missing = Object.entries(tools).filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
+if (missing.length) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
+
 let pgBin = process.env.PGREPL_TEST_PGBIN || debianPgBin();
 if (!pgBin) {
-  if (process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
-    say('no PostgreSQL server binaries found: installing Debian\'s postgresql package');
-    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-q', 'postgresql'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    pgBin = debianPgBin();
-  }
+  if (aptInstall(['postgresql'], 'no PostgreSQL server binaries found')) pgBin = debianPgBin();
   if (!pgBin) {
     say('PostgreSQL server binaries not found. Install them (as root: apt-get install -y postgresql) or set PGREPL_TEST_PGBIN=/path/to/bin');
     process.exit(1);
