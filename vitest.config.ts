@@ -22,6 +22,14 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'marathon',
+          include: ['test/marathon/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
           name: 'container',
           include: ['test/container/**/*.test.ts'],
           // Builds the stand-in base images and the image once per run (cached between runs).

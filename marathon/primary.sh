@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates a primary on Marathon:
+#   ./marathon/primary.sh MARATHON_URL APP_ID VIP
+#   ./marathon/primary.sh http://marathon.mesos:8080 pgrepl1 /primary.pgrepl:5432
+# One instance of PGREPL_IMAGE on a local persistent volume of PGREPL_DISK_SIZE MiB (default 100)
+# holding PGDATA, reachable at the VIP's address (primary.pgrepl.marathon.l4lb.thisdcos.directory:5432
+# for the example). Returns once Marathon's deployment is done, i.e. the node is healthy.
+# Settings: see marathon/lib.sh.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+USAGE="$PROG MARATHON_URL APP_ID VIP   (e.g. $PROG http://marathon.mesos:8080 pgrepl1 /primary.pgrepl:5432)"
+[ $# -eq 3 ] || usage
+init "$1"
+id=$(app_id "$2")
+vip=$3
+check_vip "$vip"
+
+IMAGE=${PGREPL_IMAGE:-}
+[ -n "$IMAGE" ] || die "PGREPL_IMAGE is not set: export PGREPL_IMAGE=registry.example.com/pgrepl:17 (an image built from this repository that the agents can pull)"
+require_secrets POSTGRES_PASSWORD PGREPL_TOKEN
+DISK=$(int_setting PGREPL_DISK_SIZE 100 1)
+CPUS=$(cpus_setting 1)
+MEM=$(int_setting PGREPL_MEM 1024 32)
+GRACE=$(health_grace "$DISK")
+KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
+
+get_apps "$TMPD/apps.json"
+refuse_taken_vip "$vip" "$TMPD/apps.json" "$id"
+refuse_taken_node_name "$TMPD/apps.json" "$id"
+
+app_json "$id" PRIMARY "$vip" >"$TMPD/app.json"
+create_app "$TMPD/app.json"
+printf 'primary %s deployed: %s, at %s\n' "$id" "$IMAGE" "$(vip_key "$vip")"
