@@ -14,7 +14,7 @@ import { log } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { observe } from './observe/observe.js';
 import { decide, type Step } from './plan/decide.js';
-import { effectiveUpstream } from './plan/upstream.js';
+import { effectiveUpstream, hostPort } from './plan/upstream.js';
 import { clearPhase } from './state/phase.js';
 import { moveAside } from './steps/aside.js';
 import { clone } from './steps/clone.js';
@@ -98,17 +98,25 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
     reclone: cfg.reclone,
     slots: cfg.slots,
     upstreamTimeoutSeconds: cfg.upstreamTimeoutSeconds,
+    fence: cfg.fence,
   });
   if ('refuse' in plan) throw new UserError(plan.refuse);
   log.info(
     { row: plan.row, role: cfg.role, node: cfg.nodeName, steps: plan.steps.map((s) => s.do) },
     `start: ${plan.row}: ${plan.why}`,
   );
+  if (plan.fencedTo) {
+    log.warn(
+      { peer: hostPort(plan.fencedTo) },
+      `fenced: this node follows ${hostPort(plan.fencedTo)} as a standby instead of coming up writable, and keeps doing so on every start while PGREPL_ROLE=PRIMARY; to say so, set PGREPL_ROLE=STANDBY and PGREPL_MASTER_IP/PGREPL_MASTER_PORT to that node; to make this node the primary again, run pgrepl promote`,
+    );
+  }
   const ctx: StepContext = {
     cfg,
     obs,
     postgresArgs,
-    upstream: obs.upstream?.target ?? effectiveUpstream(cfg.upstream, obs.follow),
+    upstream: plan.fencedTo ?? obs.upstream?.target ?? effectiveUpstream(cfg.upstream, obs.follow),
+    fenced: plan.fencedTo !== undefined,
   };
   context = ctx;
   try {

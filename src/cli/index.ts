@@ -1,11 +1,15 @@
 /** The operator commands: `pgrepl <command> [--help]`. */
+import { archiveWalCommand } from './archive-wal.js';
 import { follow } from './follow.js';
 import { health } from './health.js';
 import type { Command } from './local.js';
 import { promote } from './promote.js';
+import { restoreWalCommand } from './restore-wal.js';
 import { status } from './status.js';
 
-export const COMMANDS: Record<string, Command> = { status, promote, follow, health };
+export const COMMANDS: Record<string, Command> = {
+  status, promote, follow, health, 'archive-wal': archiveWalCommand, 'restore-wal': restoreWalCommand,
+};
 
 export function commandHelp(): string {
   return Object.entries(COMMANDS)

@@ -1,6 +1,10 @@
 /** `pgrepl status [--json]`: this node's role, timeline, upstream and lag; its standbys and slots. */
 import type pg from 'pg';
+import type { Config } from '../config/env.js';
+import { readControlData } from '../observe/control-file.js';
+import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
+import { readNodeState } from '../state/node-state.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
 
 export interface NodeStatus {
@@ -10,6 +14,20 @@ export interface NodeStatus {
   lag: { bytes: number; seconds: number } | null;
   standbys: { name: string; address: string | null; state: string; sync: string; replayLagBytes: number | null; replayLagSeconds: number | null }[];
   slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null }[];
+  /** A standby configured as PRIMARY that fencing keeps following this peer (host:port). */
+  fencedTo?: string | null;
+}
+
+/** The peer this node was fenced into following, from its state file (null if none, or unreadable). */
+async function fencedTo(cfg: Config): Promise<string | null> {
+  try {
+    const control = await readControlData(cfg.pgdata);
+    if (!control) return null;
+    const { state } = await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: control.systemIdentifier });
+    return state?.fenced ? hostPort(state.fenced) : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function readStatus(c: pg.Client): Promise<NodeStatus> {
@@ -49,6 +67,7 @@ export async function readStatus(c: pg.Client): Promise<NodeStatus> {
 function render(s: NodeStatus): string[] {
   const lines = [`role: ${s.role}`, `timeline: ${s.timeline}`];
   if (s.upstream) lines.push(`upstream: ${s.upstream.host ?? '-'}:${s.upstream.port ?? '-'} (${s.upstream.status})`);
+  if (s.fencedTo) lines.push(`fenced: configured as PRIMARY, kept a standby of ${s.fencedTo} (PGREPL_FENCE=rejoin); pgrepl promote makes it a primary`);
   if (s.lag) lines.push(`replay lag: ${s.lag.bytes} bytes, ${s.lag.seconds.toFixed(1)} s`);
   lines.push(s.standbys.length === 0 ? 'standbys: none' : 'standbys:');
   for (const d of s.standbys) {
@@ -66,7 +85,9 @@ export const status: Command = {
   usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, USAGE);
-    const s = await withNode(nodeConfig(), readStatus);
+    const cfg = nodeConfig();
+    const s = await withNode(cfg, readStatus);
+    s.fencedTo = s.role === 'standby' && cfg.role === 'PRIMARY' ? await fencedTo(cfg) : null;
     if (a.flags.has('json')) print(JSON.stringify(s));
     else render(s).forEach(print);
     return 0;

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { cleanEnv, str } from 'envalid';
 import { UserError } from '../errors.js';
 import { Secret } from './secret.js';
+import type { SyncCommit } from '../postgres/settings.js';
 import { DEFAULT_TOKEN, replicationPassword } from './token.js';
 import {
   absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, nodeName,
@@ -57,6 +58,7 @@ export interface Config {
   archiveDir: string | undefined;
   syncStandbys: number;
   syncMethod: 'any' | 'first';
+  syncCommit: SyncCommit;
   peers: HostPort[];
   fence: 'rejoin' | 'refuse';
   /** Things worth saying loudly at start, e.g. the default token. */
@@ -136,12 +138,11 @@ const spec = {
   PGREPL_ARCHIVE_DIR: absolutePath('PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive')({ default: undefined }),
   PGREPL_SYNC_STANDBYS: nonNegativeInt('PGREPL_SYNC_STANDBYS=1')({ default: 0 }),
   PGREPL_SYNC_METHOD: oneOf(['any', 'first'] as const, 'PGREPL_SYNC_METHOD=any')({ default: 'any' }),
+  PGREPL_SYNC_COMMIT: oneOf(['on', 'remote_apply', 'remote_write', 'local', 'off'] as const, 'PGREPL_SYNC_COMMIT=remote_apply')({ default: 'on' }),
   PGREPL_PEERS: peerList('PGREPL_PEERS=pg1:5432,pg2:5432')({ default: [] }),
   PGREPL_FENCE: oneOf(['rejoin', 'refuse'] as const, 'PGREPL_FENCE=rejoin')({ default: 'rejoin' }),
 };
 
-/** Inputs that are validated and documented but whose behaviour has not landed yet. */
-const NOT_YET_ACTED_ON = ['PGREPL_ARCHIVE_DIR', 'PGREPL_SYNC_STANDBYS', 'PGREPL_PEERS'];
 
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
   const env = withoutEmptyValues(resolveFileVariants(rawEnv));
@@ -182,15 +183,21 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
   if (owned) {
     throw new UserError(`POSTGRES_INITDB_ARGS must not contain ${owned}: the data directory is PGDATA`);
   }
+  const archiveDir = e.PGREPL_ARCHIVE_DIR;
+  if (archiveDir !== undefined && (archiveDir === e.PGDATA || archiveDir.startsWith(`${e.PGDATA}/`) || e.PGDATA === '/')) {
+    throw new UserError(
+      `PGREPL_ARCHIVE_DIR=${archiveDir} is inside PGDATA=${e.PGDATA}: every clone and rewind would copy the archive, and data moved aside would take it along; use a directory (a volume) outside PGDATA, e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive`,
+    );
+  }
   if (e.POSTGRES_HOST_AUTH_METHOD === 'trust') {
     warnings.push(
       'POSTGRES_HOST_AUTH_METHOD=trust: every host that can reach this node may connect as any user without a password',
     );
   }
-  for (const name of NOT_YET_ACTED_ON) {
-    if (rawEnv[name] !== undefined && rawEnv[name] !== '') {
-      warnings.push(`${name} is accepted but not acted on by this version of pgrepl yet`);
-    }
+  if (e.PGREPL_SYNC_STANDBYS > 0 && (e.PGREPL_SYNC_COMMIT === 'local' || e.PGREPL_SYNC_COMMIT === 'off')) {
+    warnings.push(
+      `PGREPL_SYNC_STANDBYS=${e.PGREPL_SYNC_STANDBYS} with PGREPL_SYNC_COMMIT=${e.PGREPL_SYNC_COMMIT}: commits do not wait for any standby, so a failover can lose acknowledged commits; use PGREPL_SYNC_COMMIT=on (or remote_apply)`,
+    );
   }
 
   return {
@@ -221,6 +228,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     archiveDir: e.PGREPL_ARCHIVE_DIR,
     syncStandbys: e.PGREPL_SYNC_STANDBYS,
     syncMethod: e.PGREPL_SYNC_METHOD,
+    syncCommit: e.PGREPL_SYNC_COMMIT,
     peers: e.PGREPL_PEERS,
     fence: e.PGREPL_FENCE,
     warnings,

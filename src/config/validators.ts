@@ -46,13 +46,14 @@ export const nonNegativeInt = (example: string) =>
     return Number.isSafeInteger(n) ? n : invalid(`must be a whole number, 0 or more (e.g. ${example})`);
   });
 
-export const absolutePath = (example: string) =>
-  makeValidator<string>((input) => {
-    if (!input.startsWith('/')) invalid(`must be an absolute path (e.g. ${example})`);
-    if (input.includes('\0') || input.includes('\n')) invalid(`must not contain NUL or newline characters (e.g. ${example})`);
-    // Normalise: no trailing slash, no doubled slashes, so paths compare and join predictably.
-    return input.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
-  });
+export function checkAbsolutePath(input: string, example: string): string {
+  if (!input.startsWith('/')) invalid(`must be an absolute path (e.g. ${example})`);
+  if (input.includes('\0') || input.includes('\n')) invalid(`must not contain NUL or newline characters (e.g. ${example})`);
+  // Normalise: no trailing slash, no doubled slashes, so paths compare and join predictably.
+  return input.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
+}
+
+export const absolutePath = (example: string) => makeValidator<string>((input) => checkAbsolutePath(input, example));
 
 /** A host name or an IP address (IPv6 with or without brackets). */
 export function checkHost(input: string, example: string): string {

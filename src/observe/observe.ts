@@ -6,8 +6,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Config, Role } from '../config/env.js';
-import { upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
-import { fingerprintMatches, readNodeState, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
+import type { HostPort } from '../config/validators.js';
+import { log } from '../log.js';
+import { hostPort, upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
+import { serverInRecovery } from '../postgres/replication.js';
+import { fingerprintMatches, readNodeState, type FenceRecord, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
 import { clearPhase, writePhase } from '../state/phase.js';
 import { binariesMajor, parseMajor } from './binaries.js';
 import { observePgdata, type PgdataState } from './pgdata.js';
@@ -27,8 +30,32 @@ export interface Observation {
   stateIgnored: string | undefined;
   /** For a standby: where it replicates from, and what was found there. */
   upstream?: { target: EffectiveUpstream; found: UpstreamFound } | undefined;
-  /** For a standby: major versions of the client tools that copy and rewind. */
+  /** For a standby, or a primary with peers: major versions of the client tools that copy and rewind. */
   tools?: { basebackup: number | undefined; rewind: number | undefined } | undefined;
+  /** The peer this node was fenced into following (PGREPL_FENCE=rejoin), from its state. */
+  fenced?: FenceRecord | undefined;
+  /** For a PRIMARY with PGREPL_PEERS (or a fence): what each peer is, probed once, briefly. */
+  peers?: PeerFound[] | undefined;
+}
+
+export interface PeerFound {
+  target: HostPort;
+  found: UpstreamFound;
+  /** pg_is_in_recovery() there; undefined when it could not be asked. */
+  inRecovery: boolean | undefined;
+}
+
+/** One try at a peer: what system and timeline it is (replication connection), and whether it is a standby. */
+async function probePeer(cfg: Config, target: HostPort): Promise<PeerFound> {
+  const found = await observeUpstream({
+    upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 0, label: 'peer',
+  });
+  if (!found.reachable) {
+    log.info({ peer: hostPort(target), error: found.error }, `peer ${hostPort(target)} does not answer`);
+    return { target, found, inRecovery: undefined };
+  }
+  const inRecovery = await serverInRecovery({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName });
+  return { target, found, inRecovery };
 }
 
 async function toolMajor(tool: string): Promise<number | undefined> {
@@ -62,6 +89,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.stateIgnored = read.ignored;
     obs.lastRole = read.state?.lastRole;
     obs.follow = read.state?.follow;
+    obs.fenced = read.state?.fenced;
     obs.replicationAuthMethod = auth?.method;
     obs.replicationPasswordCurrent = auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint);
   }
@@ -78,6 +106,19 @@ export async function observe(cfg: Config): Promise<Observation> {
       patienceSeconds: patience,
     }).finally(() => clearPhase(cfg.socketDir, cfg.port));
     obs.upstream = { target, found };
+  }
+  // Fencing: a PRIMARY about to open for writes first looks at its peers (and a fenced node at
+  // the peer it follows), all at once, one try each.
+  if (cfg.role === 'PRIMARY' && pgdata.kind === 'cluster' && !unusable(pgdata, major) && (cfg.peers.length > 0 || obs.fenced)) {
+    const targets = [...cfg.peers];
+    const fenced = obs.fenced;
+    if (fenced && !targets.some((t) => hostPort(t) === hostPort(fenced))) targets.push({ host: fenced.host, port: fenced.port });
+    const [[basebackup, rewind], peers] = await Promise.all([
+      Promise.all([toolMajor('pg_basebackup'), toolMajor('pg_rewind')]),
+      Promise.all(targets.map((t) => probePeer(cfg, t))),
+    ]);
+    obs.tools = { basebackup, rewind };
+    obs.peers = peers;
   }
   return obs;
 }

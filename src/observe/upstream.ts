@@ -22,16 +22,16 @@ function describe(err: unknown): string {
 }
 
 /** Errors that no amount of waiting fixes. */
-function hopeless(err: unknown, where: string): UserError | undefined {
+function hopeless(err: unknown, where: string, label: string): UserError | undefined {
   const e = err as { code?: string; message?: string };
   if (e.code === '28P01') {
     return new UserError(
-      `the upstream ${where} rejected the replication password: PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`,
+      `the ${label} ${where} rejected the replication password: PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`,
     );
   }
   if (e.code === '28000') {
     return new UserError(
-      `the upstream ${where} does not allow this node to replicate (${e.message?.split('\n')[0]}): widen PGREPL_REPLICATION_CIDR on the upstream`,
+      `the ${label} ${where} does not allow this node to replicate (${e.message?.split('\n')[0]}): widen PGREPL_REPLICATION_CIDR on the ${label}`,
     );
   }
   return undefined;
@@ -43,10 +43,13 @@ export interface UpstreamProbe {
   applicationName: string;
   /** How long to keep trying, in seconds; 0 = one try. */
   patienceSeconds: number;
+  /** What it is to this node, for messages: its upstream (default), or a peer (PGREPL_PEERS). */
+  label?: 'upstream' | 'peer';
 }
 
 export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> {
   const where = `${p.upstream.host}:${p.upstream.port}`;
+  const label = p.label ?? 'upstream';
   const deadline = Date.now() + p.patienceSeconds * 1000;
   let delay = 500;
   for (let attempt = 1; ; attempt++) {
@@ -55,10 +58,10 @@ export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> 
         { host: p.upstream.host, port: p.upstream.port, password: p.password, applicationName: p.applicationName },
         identifySystem,
       );
-      log.info({ upstream: where, ...id }, `upstream ${where} answers`);
+      log.info({ [label]: where, ...id }, `${label} ${where} answers`);
       return { reachable: true, ...id };
     } catch (err) {
-      const fatal = hopeless(err, where);
+      const fatal = hopeless(err, where, label);
       if (fatal) throw fatal;
       const left = Math.round((deadline - Date.now()) / 1000);
       if (left <= 0) return { reachable: false, error: describe(err) };

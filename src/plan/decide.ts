@@ -17,6 +17,12 @@
  *   a standby's cluster   | promote on start (new timeline), | keep the data, rewrite the upstream,
  *                         | start writable                   | start (rewind first if the upstream
  *                         |                                  | moved to a newer timeline)
+ *   a primary's or a      | fencing (PGREPL_PEERS): a peer   |
+ *   standby's, and a      | is a newer primary of the same   |
+ *   newer primary among   | system: never writable; rejoin:  |
+ *   the peers             | become its standby (as STANDBY   |
+ *                         | would), kept across restarts;    |
+ *                         | refuse: exit, touch nothing      |
  *   another system        | -                                | refuse, or with PGREPL_RECLONE=auto
  *                         |                                  | move aside and clone
  *   another major, not a  | refuse, touch nothing            | refuse, touch nothing
@@ -28,9 +34,9 @@
 import type { Role } from '../config/env.js';
 import type { HbaMethod } from '../config/validators.js';
 import { STAGING_CLONE, STAGING_INIT } from '../layout.js';
-import type { Observation } from '../observe/observe.js';
+import type { Observation, PeerFound } from '../observe/observe.js';
 import type { ClusterFound } from '../observe/pgdata.js';
-import { hostPort } from './upstream.js';
+import { hostPort, type EffectiveUpstream } from './upstream.js';
 
 export type Staging = typeof STAGING_INIT | typeof STAGING_CLONE;
 
@@ -66,10 +72,18 @@ export interface Intent {
   reclone: 'never' | 'auto';
   slots: boolean;
   upstreamTimeoutSeconds: number;
+  /** What a PRIMARY does when a peer is a newer primary of its cluster (PGREPL_FENCE). */
+  fence: 'rejoin' | 'refuse';
 }
 
 export type Plan =
-  | { row: string; why: string; steps: Step[] }
+  | {
+      row: string;
+      why: string;
+      steps: Step[];
+      /** A PRIMARY fenced into following a peer: the upstream its steps use instead of none. */
+      fencedTo?: EffectiveUpstream;
+    }
   | { row: string; why: string; refuse: string };
 
 function refuse(row: string, message: string): Plan {
@@ -131,7 +145,9 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
       return newPrimary(obs, intent, `${P} holds an initdb that was interrupted before it finished; it never served data`, [
         { do: 'discard-interrupted-build', staging: found.staging },
       ]);
-    case 'cluster':
+    case 'cluster': {
+      const fenced = fence(obs, intent, found);
+      if (fenced) return fenced;
       if (found.standby) {
         return {
           row: 'standby cluster × PRIMARY',
@@ -149,9 +165,96 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
           ],
         };
       }
-      return restartPrimary(obs, 'primary cluster × PRIMARY', `${P} holds a primary's cluster`, found);
+      return restartPrimary(obs, 'primary cluster × PRIMARY', `${P} holds a primary's cluster${peersChecked(obs, found.systemIdentifier)}`, found);
+    }
   }
   return refuse('unknown', `${P}: unexpected state`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PRIMARY: fencing against split brain (PGREPL_PEERS, PGREPL_FENCE)
+
+const peersChecked = (obs: Observation, system: string | undefined): string =>
+  obs.peers && obs.peers.length > 0
+    ? `; no peer is a newer primary (${obs.peers.map((p) => `${hostPort(p.target)}: ${describePeer(p, system)}`).join(', ')})`
+    : '';
+
+function describePeer(p: PeerFound, system: string | undefined): string {
+  if (!p.found.reachable) return 'no answer';
+  if (p.found.systemIdentifier !== system) return `another system (${p.found.systemIdentifier})`;
+  const what = p.inRecovery === undefined ? 'role unknown' : p.inRecovery ? 'standby' : 'primary';
+  return `${what}, timeline ${p.found.timeline}`;
+}
+
+/**
+ * Before a PRIMARY opens for writes (a primary's cluster, or a standby's about to be promoted on
+ * start), its peers have their say. A peer that is a primary of the same system on a newer
+ * timeline (for a standby: on its own timeline or a newer one) means this node was failed over
+ * from: it must not come up writable. With PGREPL_FENCE=rejoin it becomes that peer's standby,
+ * exactly as PGREPL_ROLE=STANDBY with the peer as upstream would (rewind, or move aside and
+ * clone), and records it, so that later starts keep following; with refuse it exits, touching
+ * nothing. Evidence that cannot be followed (another primary on this node's timeline, or only
+ * standbys on a newer timeline: the cluster moved on and its primary is not among the reachable
+ * peers) is refused in both modes. A node fenced earlier keeps following: the newest primary
+ * among its peers, or the peer it recorded. Peers that do not answer, or belong to another
+ * system, say nothing. Returns undefined when nothing stands in the way.
+ */
+function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | undefined {
+  const P = `PGDATA=${intent.pgdata}`;
+  const mine = (obs.peers ?? []).filter(
+    (p): p is PeerFound & { found: { reachable: true } } => p.found.reachable && p.found.systemIdentifier === found.systemIdentifier,
+  );
+  const primaries = mine.filter((p) => p.inRecovery === false).sort((a, b) => b.found.timeline - a.found.timeline);
+  const newest = primaries[0];
+  const t = found.timeline;
+  const here = `this node's timeline ${t}`;
+
+  if (found.standby && obs.fenced) {
+    const recorded = (obs.peers ?? []).find((p) => hostPort(p.target) === hostPort(obs.fenced!));
+    const peer = newest && newest.found.timeline >= t ? newest : recorded;
+    // observe always probes the recorded peer; should it not have, never fall through to promotion
+    if (!peer) return refuse('fenced standby × PRIMARY', `internal: ${P} holds a fenced standby but its peer ${hostPort(obs.fenced)} was not observed; nothing was changed`);
+    return followPeer(obs, intent, peer, 'fenced standby × PRIMARY',
+      `${P} holds a standby that was fenced into following ${hostPort(obs.fenced)} instead of coming up writable as a PRIMARY: it stays a standby (promote it with pgrepl promote, or set PGREPL_ROLE=STANDBY), following ${hostPort(peer.target)}${peer === recorded ? '' : ', the newest primary among its peers'}`);
+  }
+
+  const follows = newest && (found.standby ? newest.found.timeline >= t : newest.found.timeline > t);
+  if (newest && follows) {
+    const peer = hostPort(newest.target);
+    const theirs = `timeline ${newest.found.timeline}`;
+    if (intent.fence === 'refuse') {
+      return refuse(
+        'fenced × PRIMARY',
+        `PGREPL_FENCE=refuse: the peer ${peer} is a primary of this cluster (system ${found.systemIdentifier}) on ${theirs}, and this node, configured as PRIMARY, is on timeline ${t}: ${found.standby ? 'promoting it' : 'coming up writable'} would make two primaries (split brain). Make this node a standby of ${peer} (PGREPL_ROLE=STANDBY, PGREPL_MASTER_IP, PGREPL_MASTER_PORT), or set PGREPL_FENCE=rejoin to let it rejoin by itself; nothing was changed`,
+      );
+    }
+    return followPeer(obs, intent, newest, 'fenced × PRIMARY',
+      `${P} holds ${found.standby ? 'a standby' : 'a primary'} on ${here} and PGREPL_ROLE is PRIMARY, but the peer ${peer} is a primary of the same system on ${theirs}: ${found.standby ? 'promoting' : 'coming up writable'} would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of ${peer} instead`);
+  }
+
+  const sameTimeline = !found.standby && newest && newest.found.timeline === t ? newest : undefined;
+  if (sameTimeline) {
+    return refuse(
+      'split brain × PRIMARY',
+      `the peer ${hostPort(sameTimeline.target)} is also a primary of this cluster on ${here}: two primaries of one timeline cannot be told apart, and neither can follow the other. Stop one of them, make it a standby of the other (PGREPL_ROLE=STANDBY), then start it again; nothing was changed`,
+    );
+  }
+  const a = mine.find((p) => p.inRecovery !== false && p.found.timeline > t);
+  if (a) {
+    return refuse(
+      'split brain × PRIMARY',
+      `the peer ${hostPort(a.target)} is ${a.inRecovery ? 'a standby' : 'a node (role unknown)'} of this cluster on timeline ${a.found.timeline}, newer than ${here}: the cluster failed over without this node, and no peer that answers is its primary. Start this node again once that primary is reachable (with PGREPL_FENCE=rejoin it then rejoins it), or make it a standby (PGREPL_ROLE=STANDBY); nothing was changed`,
+    );
+  }
+  return undefined;
+}
+
+/** The plan of a standby of `peer` (what PGREPL_ROLE=STANDBY with the peer as upstream would do), fenced. */
+function followPeer(obs: Observation, intent: Intent, peer: PeerFound, row: string, why: string): Plan {
+  const target: EffectiveUpstream = { host: peer.target.host, port: peer.target.port, source: 'PGREPL_PEERS', dropFollow: false };
+  const plan = decideStandby({ ...obs, upstream: { target, found: peer.found } }, intent);
+  if ('refuse' in plan) return refuse(row, `${why}, but it cannot: ${plan.refuse}`);
+  return { row, why: `${why}: ${plan.why}`, steps: plan.steps, fencedTo: target };
 }
 
 function restartPrimary(obs: Observation, row: string, why: string, found: ClusterFound): Plan {

@@ -68,6 +68,14 @@ export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
   return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true))) ?? false;
 }
 
+/**
+ * Whether a server is in recovery (a standby), asked over an ordinary connection as pgrepl:
+ * IDENTIFY_SYSTEM does not tell a standby from a primary. undefined if that connection fails.
+ */
+export function serverInRecovery(t: ReplicationTarget): Promise<boolean | undefined> {
+  return asReplicationUser(t, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r);
+}
+
 /** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails. */
 async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
   const { Client } = await loadPg();

@@ -21,12 +21,58 @@ export interface StandbyConnection {
   slot: string | undefined;
 }
 
+/**
+ * The WAL archive: a directory (a volume) that primaries archive every WAL segment into and
+ * standbys restore from. Both commands run pgrepl itself (`self`: the Node binary and the bundle,
+ * as this process was started), so they work in the image and outside it alike.
+ */
+export interface WalArchive {
+  dir: string;
+  self: readonly string[];
+}
+
+export type SyncCommit = 'on' | 'remote_apply' | 'remote_write' | 'local' | 'off';
+
+/** Synchronous replication: how many standbys confirm a commit, chosen how, and what they confirm. */
+export interface SyncReplication {
+  standbys: number;
+  method: 'any' | 'first';
+  commit: SyncCommit;
+}
+
 export interface NodeSettings {
   major: number;
   socketDir: string;
   slotMaxWal: string | undefined;
   /** Present on a standby. */
   standby?: StandbyConnection | undefined;
+  /** Present when PGREPL_ARCHIVE_DIR is set. */
+  archive?: WalArchive | undefined;
+  sync?: SyncReplication | undefined;
+}
+
+/** A word for `sh -c`: single-quoted, so spaces, quotes, $ and * in it are taken literally. */
+export function shellWord(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A literal word in archive_command/restore_command, where % introduces a placeholder (%p, %f). */
+const commandWord = (s: string): string => shellWord(s).replace(/%/g, '%%');
+
+/** archive_command: `pgrepl archive-wal --dir DIR %p %f` (%p relative to PGDATA, %f the file name). */
+export function archiveCommand(a: WalArchive): string {
+  return [...a.self, 'archive-wal', '--dir', a.dir].map(commandWord).join(' ') + ' %p %f';
+}
+
+/** restore_command: `pgrepl restore-wal --dir DIR %f %p`; exits 1 when the archive lacks the file. */
+export function restoreCommand(a: WalArchive): string {
+  return [...a.self, 'restore-wal', '--dir', a.dir].map(commandWord).join(' ') + ' %f %p';
+}
+
+/** synchronous_standby_names for n standbys: any of them (quorum) or the first in priority order. */
+export function syncStandbyNames(major: number, n: number, method: 'any' | 'first'): string {
+  if (major < 10) return `${n} (*)`; // 9.6: priority only, with this syntax
+  return `${method === 'first' ? 'FIRST' : 'ANY'} ${n} (*)`;
 }
 
 /** A libpq connection string value: single-quoted, \\ and \' escaped. */
@@ -47,11 +93,12 @@ export function conninfo(c: StandbyConnection, extra: Record<string, string> = {
   return Object.entries(pairs).map(([k, v]) => `${k}=${conninfoValue(v)}`).join(' ');
 }
 
-function standbyLines(c: StandbyConnection): string[] {
+function standbyLines(c: StandbyConnection, archive: WalArchive | undefined): string[] {
   return [
     `primary_conninfo = ${confValue(conninfo(c))}`,
     ...(c.slot ? [`primary_slot_name = ${confValue(c.slot)}`] : []),
     `recovery_target_timeline = 'latest'`,
+    ...(archive ? ['# WAL the upstream no longer has comes from the archive:', `restore_command = ${confValue(restoreCommand(archive))}`] : []),
   ];
 }
 
@@ -61,8 +108,8 @@ export function renderPassfile(password: string): string {
 }
 
 /** recovery.conf, for PostgreSQL 11 and older (12 moved these settings into the configuration). */
-export function renderRecoveryConf(c: StandbyConnection): string {
-  return ['# Managed by pgrepl: rewritten on every start.', `standby_mode = 'on'`, ...standbyLines(c)].join('\n') + '\n';
+export function renderRecoveryConf(c: StandbyConnection, archive?: WalArchive): string {
+  return ['# Managed by pgrepl: rewritten on every start.', `standby_mode = 'on'`, ...standbyLines(c, archive)].join('\n') + '\n';
 }
 
 /** Quotes a value for postgresql.conf. */
@@ -88,8 +135,24 @@ export function renderSettings(s: NodeSettings): string {
   if (s.slotMaxWal !== undefined && s.major >= 13) {
     lines.push(`max_slot_wal_keep_size = ${confValue(s.slotMaxWal)}`);
   }
+  if (s.archive) {
+    // On standbys too: archiving starts when one is promoted (archive_mode=on does not archive
+    // during recovery), so the new primary archives its timeline from its first segment on.
+    lines.push(
+      '# Every WAL segment is archived (pgrepl archive-wal: atomic, never overwrites a different file):',
+      'archive_mode = on',
+      `archive_command = ${confValue(archiveCommand(s.archive))}`,
+    );
+  }
+  if (s.sync) {
+    // On standbys too, so that a promoted standby keeps it; a standby ignores both.
+    if (s.sync.standbys > 0) {
+      lines.push(`synchronous_standby_names = ${confValue(syncStandbyNames(s.major, s.sync.standbys, s.sync.method))}`);
+    }
+    lines.push(`synchronous_commit = ${s.sync.commit}`);
+  }
   if (s.standby && s.major >= 12) {
-    lines.push('# This node is a standby (standby.signal); it follows:', ...standbyLines(s.standby));
+    lines.push('# This node is a standby (standby.signal); it follows:', ...standbyLines(s.standby, s.archive));
   }
   return lines.join('\n') + '\n';
 }

@@ -42,6 +42,18 @@ export interface NodeState extends NodeIdentity {
    * one; once the environment names another, the operator's newer intent wins.
    */
   follow?: FollowOverride;
+  /**
+   * Fencing (PGREPL_PEERS, PGREPL_FENCE=rejoin): configured as PRIMARY, this node found a newer
+   * primary of its cluster among its peers and became its standby instead of coming up writable.
+   * It stays that peer's standby on every start while PGREPL_ROLE is PRIMARY, until an operator
+   * promotes it (`pgrepl promote`) or gives it PGREPL_ROLE=STANDBY.
+   */
+  fenced?: FenceRecord;
+}
+
+export interface FenceRecord {
+  host: string;
+  port: number;
 }
 
 export interface FollowOverride {
@@ -51,8 +63,11 @@ export interface FollowOverride {
   envUpstream: string;
 }
 
-/** Fields to set; `follow: null` removes the override. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth'>> & { follow?: FollowOverride | null };
+/** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth'>> & {
+  follow?: FollowOverride | null;
+  fenced?: FenceRecord | null;
+};
 
 const ITERATIONS = 4096;
 
@@ -100,11 +115,12 @@ export async function readNodeState(pgdata: string, me: NodeIdentity): Promise<S
 /** Merges `update` into this node's state (starting afresh if the file is another node's). */
 export async function updateNodeState(pgdata: string, me: NodeIdentity, update: StateUpdate): Promise<NodeState> {
   const { state } = await readNodeState(pgdata, me);
-  const { follow, ...rest } = update;
+  const { follow, fenced, ...rest } = update;
   const next: NodeState = {
     ...(state ?? {}),
     ...rest,
     ...(follow === undefined ? {} : follow === null ? { follow: undefined } : { follow }),
+    ...(fenced === undefined ? {} : fenced === null ? { fenced: undefined } : { fenced }),
     version: 1,
     node: me.node,
     systemIdentifier: me.systemIdentifier,

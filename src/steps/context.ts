@@ -14,8 +14,10 @@ export interface StepContext {
   postgresArgs: string[];
   /** Set while a temporary, socket-only server runs. */
   tempServer?: { dataDir: string; passwordEncryption: PasswordEncryption };
-  /** The upstream a standby follows (after any `pgrepl follow` override). */
+  /** The upstream a standby follows (after any `pgrepl follow` override, or the peer it is fenced into following). */
   upstream?: EffectiveUpstream | undefined;
+  /** This start follows `upstream` because fencing kept a PRIMARY from coming up writable. */
+  fenced?: boolean;
   /** Set when this start (re)applied the replication role's password. */
   replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
 }

@@ -1,5 +1,5 @@
 /**
- * Creates PGDATA (and the WAL and socket directories) with the owner and modes postgres demands,
+ * Creates PGDATA (and the WAL, WAL archive and socket directories) with the owner and modes postgres demands,
  * as the official image's docker_create_db_directories does. As root it also hands ownership of
  * everything inside to postgres (volumes are often created or restored by root). Before creating
  * anything it checks that the postgres user will be able to reach PGDATA at all, so a bad path
@@ -50,10 +50,16 @@ async function chownTree(dir: string, user: PasswdEntry): Promise<void> {
   await run('find', [dir, '(', '!', '-uid', String(user.uid), '-o', '!', '-gid', String(user.gid), ')', '-exec', 'chown', '-h', owner, '{}', '+']);
 }
 
-async function ensureDir(name: string, path: string, mode: number, owner: PasswdEntry | undefined, remedy: string) {
+/**
+ * Creates `path` with `mode`, owned by `owner` when running as root. `contents: false` chowns the
+ * directory itself only: the WAL archive grows to thousands of files and may be shared by the
+ * nodes of a cluster (a volume on NFS), and archive-wal only ever adds new files to it.
+ */
+async function ensureDir(name: string, path: string, mode: number, owner: PasswdEntry | undefined, remedy: string, contents = true) {
   try {
     await mkdir(path, { recursive: true, mode });
-    if (owner) await chownTree(path, owner);
+    if (owner && contents) await chownTree(path, owner);
+    else if (owner) await chown(path, owner.uid, owner.gid);
     const st = await stat(path);
     if (owner || st.uid === process.getuid?.()) await chmod(path, mode);
   } catch (err) {
@@ -62,15 +68,19 @@ async function ensureDir(name: string, path: string, mode: number, owner: Passwd
 }
 
 export async function prepareDirectories(ctx: StepContext): Promise<void> {
-  const { pgdata, initdbWaldir, socketDir } = ctx.cfg;
+  const { pgdata, initdbWaldir, socketDir, archiveDir } = ctx.cfg;
   const owner = runningAsRoot() ? lookupUser() : undefined;
   if (owner) {
     await assertReachable('PGDATA', pgdata, owner);
     if (initdbWaldir) await assertReachable('POSTGRES_INITDB_WALDIR', initdbWaldir, owner);
+    if (archiveDir) await assertReachable('PGREPL_ARCHIVE_DIR', archiveDir, owner);
   }
   await ensureDir('PGDATA', pgdata, 0o700, owner, 'mount a writable volume there or choose another PGDATA');
   if (initdbWaldir) {
     await ensureDir('POSTGRES_INITDB_WALDIR', initdbWaldir, 0o700, owner, 'mount a writable volume there or unset it');
+  }
+  if (archiveDir) {
+    await ensureDir('PGREPL_ARCHIVE_DIR', archiveDir, 0o700, owner, 'mount a volume there, writable by the postgres user, or unset it', false);
   }
   // The socket directory is shared by every server on the machine: sticky and group-writable,
   // as in the official image; only its top is ours to own.

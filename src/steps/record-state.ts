@@ -1,7 +1,7 @@
 /**
  * Records, scoped to this node and cluster: the role the environment asked for, the replication
- * password applied (a salted hash), and drops a `pgrepl follow` override the environment has
- * since overruled.
+ * password applied (a salted hash), the peer a fenced PRIMARY follows (cleared on any other
+ * start), and drops a `pgrepl follow` override the environment has since overruled.
  */
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
@@ -19,6 +19,7 @@ export async function recordState(ctx: StepContext): Promise<void> {
       lastRole: cfg.role,
       ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}),
       ...(ctx.upstream?.dropFollow ? { follow: null } : {}),
+      fenced: ctx.fenced && ctx.upstream ? { host: ctx.upstream.host, port: ctx.upstream.port } : null,
     },
   );
 }

@@ -11,6 +11,7 @@ import type { Config, Role } from '../config/env.js';
 import { INCLUDE_LINE, PASSFILE, RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
 import {
   renderPassfile, renderRecoveryConf, renderSettings, replicationMethodIn, withInclude, withReplicationRules, type StandbyConnection,
+  type WalArchive,
 } from '../postgres/settings.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -35,6 +36,17 @@ export interface SettingsInput {
   replicationAuthMethod: PasswordEncryption | undefined;
 }
 
+/**
+ * How the server runs pgrepl (archive_command, restore_command): this Node binary and this bundle,
+ * by absolute path, as this process was started. In the image that is /usr/local/bin/node and the
+ * `pgrepl` link on PATH; outside it, whatever Node ran `dist/pgrepl.cjs`.
+ */
+export function selfCommand(): string[] {
+  const bundle = process.argv[1];
+  if (!bundle) throw new Error('internal: cannot tell the path of the pgrepl bundle (process.argv[1])');
+  return [process.execPath, bundle];
+}
+
 /** Writes the configuration for a node; used at start and by `pgrepl follow`. */
 export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   const { cfg, major } = s;
@@ -46,9 +58,13 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
     applicationName: cfg.nodeName,
     slot: cfg.slots ? cfg.nodeName : undefined,
   };
+  const archive: WalArchive | undefined = cfg.archiveDir === undefined ? undefined : { dir: cfg.archiveDir, self: selfCommand() };
   await writeFileAtomic(
     join(dir, SETTINGS_FILE),
-    renderSettings({ major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby }),
+    renderSettings({
+      major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby, archive,
+      sync: { standbys: cfg.syncStandbys, method: cfg.syncMethod, commit: cfg.syncCommit },
+    }),
     0o600,
   );
   await rewrite(join(dir, 'postgresql.conf'), (t) => withInclude(t, INCLUDE_LINE, SETTINGS_FILE));
@@ -57,7 +73,7 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   if (standby) {
     await writeFileAtomic(standby.passfile, renderPassfile(cfg.replicationPassword.reveal()), 0o600);
     if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
-    else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby), 0o600);
+    else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby, archive), 0o600);
   }
 }
 

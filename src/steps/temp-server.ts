@@ -76,7 +76,11 @@ async function waitUntilStopped(dataDir: string): Promise<void> {
 
 export async function startTempServer(ctx: StepContext, dataDir: string, opts: { staging: boolean; extra?: string[] }): Promise<void> {
   const { cfg } = ctx;
-  const settings = [`listen_addresses=''`, `port=${cfg.port}`, `unix_socket_directories=${cfg.socketDir}`, ...(opts.extra ?? [])];
+  // No standby can reach a socket-only server: with synchronous replication configured, every
+  // commit there (the replication role's password, after a promotion) would wait forever.
+  const settings = [
+    `listen_addresses=''`, `port=${cfg.port}`, `unix_socket_directories=${cfg.socketDir}`, `synchronous_standby_names=''`, ...(opts.extra ?? []),
+  ];
   if (opts.staging) settings.push('fsync=off', 'full_page_writes=off', 'synchronous_commit=off');
   log.info({ dataDir }, 'starting a temporary server on the Unix socket only');
   await run('pg_ctl', ['-D', dataDir, '-W', '-o', settings.map((s) => `-c ${s}`).join(' '), 'start']);

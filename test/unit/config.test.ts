@@ -88,6 +88,21 @@ describe('inputs', () => {
       { host: 'pg1', port: 5432 }, { host: 'pg2', port: 6543 }, { host: '::1', port: 7000 },
     ]);
   });
+  it('reads synchronous replication settings, and warns when commits would not wait anyway', () => {
+    const cfg = load({});
+    expect([cfg.syncStandbys, cfg.syncMethod, cfg.syncCommit]).toEqual([0, 'any', 'on']);
+    const sync = load({ PGREPL_SYNC_STANDBYS: '2', PGREPL_SYNC_METHOD: 'FIRST', PGREPL_SYNC_COMMIT: 'Remote_Apply' });
+    expect([sync.syncStandbys, sync.syncMethod, sync.syncCommit]).toEqual([2, 'first', 'remote_apply']);
+    expect(sync.warnings.join(' ')).not.toMatch(/PGREPL_SYNC/);
+    expect(load({ PGREPL_SYNC_STANDBYS: '1', PGREPL_SYNC_COMMIT: 'local' }).warnings.join(' ')).toMatch(
+      /PGREPL_SYNC_STANDBYS=1 with PGREPL_SYNC_COMMIT=local: commits do not wait for any standby/,
+    );
+  });
+  it('accepts an archive directory beside PGDATA, not inside it', () => {
+    expect(load({ PGDATA: '/data', PGREPL_ARCHIVE_DIR: '/data2/' }).archiveDir).toBe('/data2');
+    const cfg = load({ PGREPL_ARCHIVE_DIR: '/srv/archive', PGREPL_SYNC_STANDBYS: '1', PGREPL_PEERS: 'pg1' });
+    expect(cfg.warnings.join(' ')).not.toMatch(/not acted on/);
+  });
   it('sanitises host names into slot names', () => {
     expect(sanitiseNodeName('0b0fb5dec403')).toBe('0b0fb5dec403');
     expect(sanitiseNodeName('PG-Node.1')).toBe('pg_node_1');
@@ -120,6 +135,8 @@ const BAD: [Record<string, string>, string][] = [
   [{ PGREPL_GESTALT_DATABASES: 'a,,b' }, 'PGREPL_GESTALT_DATABASES="a,,b" is not valid: has an empty name in the list (e.g. PGREPL_GESTALT_DATABASES=gestalt-meta,gestalt-security, or empty for none)'],
   [{ PGREPL_INITDB_DIR: 'initdb.d' }, 'PGREPL_INITDB_DIR="initdb.d" is not valid: must be an absolute path (e.g. PGREPL_INITDB_DIR=/docker-entrypoint-initdb.d)'],
   [{ PGREPL_SYNC_METHOD: 'all' }, 'PGREPL_SYNC_METHOD="all" is not valid: must be any or first (e.g. PGREPL_SYNC_METHOD=any)'],
+  [{ PGREPL_SYNC_STANDBYS: 'two' }, 'PGREPL_SYNC_STANDBYS="two" is not valid: must be a whole number, 0 or more (e.g. PGREPL_SYNC_STANDBYS=1)'],
+  [{ PGREPL_SYNC_COMMIT: 'remote' }, 'PGREPL_SYNC_COMMIT="remote" is not valid: must be on or remote_apply or remote_write or local or off (e.g. PGREPL_SYNC_COMMIT=remote_apply)'],
   [{ PGREPL_PEERS: 'pg1:99999' }, 'PGREPL_PEERS="pg1:99999" is not valid: has port "99999" out of range 1-65535 (e.g. PGREPL_PEERS=pg1:5432,pg2:5432)'],
   [{ PGREPL_FENCE: 'shoot' }, 'PGREPL_FENCE="shoot" is not valid: must be rejoin or refuse (e.g. PGREPL_FENCE=rejoin)'],
   [{ POSTGRES_HOST_AUTH_METHOD: 'scram' }, 'POSTGRES_HOST_AUTH_METHOD="scram" is not valid: is not a pg_hba.conf method; use one of trust, reject, scram-sha-256, md5, password, gss, sspi, ident, peer, ldap, radius, cert, pam, bsd (e.g. POSTGRES_HOST_AUTH_METHOD=scram-sha-256)'],
@@ -127,6 +144,8 @@ const BAD: [Record<string, string>, string][] = [
   [{ POSTGRES_PASSWORD: 'a', POSTGRES_PASSWORD_FILE: '/run/secrets/pw' }, 'POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are both set: keep only one of them'],
   [{ PGREPL_TOKEN: 'a', PGREPL_TOKEN_FILE: '/run/secrets/tok' }, 'PGREPL_TOKEN and PGREPL_TOKEN_FILE are both set: keep only one of them'],
   [{ PGREPL_TOKEN_FILE: '/nonexistent/token' }, 'PGREPL_TOKEN_FILE=/nonexistent/token cannot be read (ENOENT): mount the file there or unset PGREPL_TOKEN_FILE'],
+  [{ PGREPL_ARCHIVE_DIR: 'archive' }, 'PGREPL_ARCHIVE_DIR="archive" is not valid: must be an absolute path (e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive)'],
+  [{ PGDATA: '/data', PGREPL_ARCHIVE_DIR: '/data/archive' }, 'PGREPL_ARCHIVE_DIR=/data/archive is inside PGDATA=/data: every clone and rewind would copy the archive, and data moved aside would take it along; use a directory (a volume) outside PGDATA, e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive'],
   [{ POSTGRES_INITDB_ARGS: '-D /elsewhere' }, 'POSTGRES_INITDB_ARGS must not contain -D: the data directory is PGDATA'],
 ];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Observation } from '../../src/observe/observe.js';
+import type { Observation, PeerFound } from '../../src/observe/observe.js';
 import type { PgdataState } from '../../src/observe/pgdata.js';
 import { decide, type Intent, type Plan } from '../../src/plan/decide.js';
 
@@ -16,6 +16,7 @@ function obs(pgdata: PgdataState, over: Partial<Observation> = {}): Observation 
 
 const primary: Intent = {
   role: 'PRIMARY', pgdata: '/data', hasPostgresPassword: true, hostAuthMethod: undefined, reclone: 'never', slots: true, upstreamTimeoutSeconds: 300,
+  fence: 'rejoin',
 };
 const steps = (p: Plan) => ('steps' in p ? p.steps.map((s) => s.do) : []);
 const refusal = (p: Plan) => ('refuse' in p ? p.refuse : undefined);
@@ -232,5 +233,121 @@ describe('how long to wait for the upstream', () => {
     expect(upstreamPatience(cluster({ standby: true }), 'STANDBY', 300)).toBe(5);
     expect(upstreamPatience(cluster(), 'STANDBY', 300)).toBe(5); // promoted behind our back: it serves writes
     expect(upstreamPatience(cluster({ standby: true }), undefined, 3)).toBe(3);
+  });
+});
+
+describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
+  const SYS = '7000000000000000001';
+  const peer = (port: number, over: { timeline?: number; inRecovery?: boolean | undefined; systemIdentifier?: string; major?: number } = {}): PeerFound => ({
+    target: { host: '10.0.0.2', port },
+    found: { reachable: true, systemIdentifier: over.systemIdentifier ?? SYS, timeline: over.timeline ?? 1, major: over.major ?? 15 },
+    inRecovery: 'inRecovery' in over ? over.inRecovery : false,
+  });
+  const silent = (port: number): PeerFound => ({ target: { host: '10.0.0.9', port }, found: { reachable: false, error: 'ECONNREFUSED' }, inRecovery: undefined });
+  const tools = { basebackup: 15, rewind: 15 };
+  const pobs = (pgdata: PgdataState, peers: PeerFound[], over: Partial<Observation> = {}) => obs(pgdata, { peers, tools, replicationPasswordCurrent: true, ...over });
+  const START_STANDBY = ['write-settings', 'record-state', 'hand-over'];
+  const fencedTo = (p: Plan) => ('steps' in p ? p.fencedTo : undefined);
+  const writeAs = (p: Plan) => ('steps' in p ? p.steps.find((s) => s.do === 'write-settings') : undefined);
+
+  it("a primary's cluster and a newer primary among the peers, rejoin: becomes its standby (rewind, else move aside and clone)", () => {
+    const p = decide(pobs(cluster({ timeline: 1 }), [silent(5432), peer(5433, { timeline: 2 })]), primary);
+    expect(p.row).toBe('fenced × PRIMARY');
+    expect(p.why).toMatch(/^PGDATA=\/data holds a primary on this node's timeline 1 and PGREPL_ROLE is PRIMARY, but the peer 10\.0\.0\.2:5433 is a primary of the same system on timeline 2: coming up writable would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of 10\.0\.0\.2:5433 instead: /);
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START_STANDBY]);
+    expect('steps' in p && p.steps[1]).toEqual({
+      do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
+    });
+    expect(writeAs(p)).toEqual({ do: 'write-settings', as: 'STANDBY' });
+    expect(fencedTo(p)).toEqual({ host: '10.0.0.2', port: 5433, source: 'PGREPL_PEERS', dropFollow: false });
+    expect(steps(p)).not.toContain('start-temp-server'); // never writable, not even on the socket
+  });
+
+  it('the newest of several newer primaries is the one to follow', () => {
+    const p = decide(pobs(cluster({ timeline: 1 }), [peer(5433, { timeline: 2 }), peer(5434, { timeline: 3 })]), primary);
+    expect(fencedTo(p)).toMatchObject({ port: 5434 });
+  });
+
+  it('refuse: exits with one line naming the peer and both timelines, touching nothing', () => {
+    const p = decide(pobs(cluster({ timeline: 1 }), [peer(5433, { timeline: 2 })]), { ...primary, fence: 'refuse' });
+    expect(p.row).toBe('fenced × PRIMARY');
+    expect(refusal(p)).toBe(
+      'PGREPL_FENCE=refuse: the peer 10.0.0.2:5433 is a primary of this cluster (system 7000000000000000001) on timeline 2, and this node, configured as PRIMARY, is on timeline 1: coming up writable would make two primaries (split brain). Make this node a standby of 10.0.0.2:5433 (PGREPL_ROLE=STANDBY, PGREPL_MASTER_IP, PGREPL_MASTER_PORT), or set PGREPL_FENCE=rejoin to let it rejoin by itself; nothing was changed',
+    );
+    expect(steps(p)).toEqual([]);
+  });
+
+  it('nothing newer among the peers: starts as a primary, saying what it found', () => {
+    const peers = [
+      silent(5432),
+      peer(5433, { timeline: 2, systemIdentifier: '42' }), // another cluster
+      peer(5434, { timeline: 1, inRecovery: true }), // its own standby
+      peer(5435, { timeline: 1, inRecovery: undefined }), // role unknown, same timeline
+    ];
+    const p = decide(pobs(cluster({ timeline: 2 }), [...peers, peer(5436, { timeline: 1 })]), primary);
+    expect(p.row).toBe('primary cluster × PRIMARY');
+    expect(p.why).toMatch(/no peer is a newer primary \(10\.0\.0\.9:5432: no answer, 10\.0\.0\.2:5433: another system \(42\), 10\.0\.0\.2:5434: standby, timeline 1, 10\.0\.0\.2:5435: role unknown, timeline 1, 10\.0\.0\.2:5436: primary, timeline 1\)/);
+    expect(steps(p)).toEqual(['prepare-directories', 'write-settings', 'record-state', 'hand-over']);
+    expect(fencedTo(p)).toBeUndefined();
+  });
+
+  it('another primary on the same timeline: refused in both modes (split brain that cannot be resolved)', () => {
+    for (const fence of ['rejoin', 'refuse'] as const) {
+      const p = decide(pobs(cluster({ timeline: 2 }), [peer(5433, { timeline: 2 })]), { ...primary, fence });
+      expect(p.row).toBe('split brain × PRIMARY');
+      expect(refusal(p)).toMatch(/^the peer 10\.0\.0\.2:5433 is also a primary of this cluster on this node's timeline 2: .*nothing was changed$/);
+    }
+  });
+
+  it('only a standby on a newer timeline answers: refused (the cluster failed over, its primary is out of reach)', () => {
+    for (const inRecovery of [true, undefined]) {
+      const p = decide(pobs(cluster({ timeline: 1 }), [silent(5432), peer(5433, { timeline: 2, inRecovery })]), primary);
+      expect(p.row).toBe('split brain × PRIMARY');
+      expect(refusal(p)).toMatch(/^the peer 10\.0\.0\.2:5433 is (a standby|a node \(role unknown\)) of this cluster on timeline 2, newer than this node's timeline 1: the cluster failed over without this node/);
+    }
+  });
+
+  it("a standby's cluster and a primary of its timeline among the peers: not promoted, stays its standby", () => {
+    const p = decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })]), primary);
+    expect(p.row).toBe('fenced × PRIMARY');
+    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(p)).not.toContain('promote-temp-server');
+    expect(fencedTo(p)).toMatchObject({ port: 5433 });
+    expect(refusal(decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })]), { ...primary, fence: 'refuse' }))).toMatch(
+      /^PGREPL_FENCE=refuse: the peer 10\.0\.0\.2:5433 is a primary of this cluster .* on timeline 2, and this node, configured as PRIMARY, is on timeline 2: promoting it would make two primaries/,
+    );
+    // An older primary is stale: the standby is promoted, as without peers.
+    expect(decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 1 })]), primary).row).toBe('standby cluster × PRIMARY');
+  });
+
+  it('fenced earlier: keeps following the recorded peer on every start, even when it is down', () => {
+    const fenced = { host: '10.0.0.2', port: 5433 };
+    const up = decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })], { fenced }), primary);
+    expect(up.row).toBe('fenced standby × PRIMARY');
+    expect(steps(up)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(fencedTo(up)).toMatchObject(fenced);
+    const down = decide(pobs(cluster({ standby: true, timeline: 2 }), [{ ...silent(5433), target: fenced }], { fenced }), primary);
+    expect(down.row).toBe('fenced standby × PRIMARY');
+    expect(steps(down)).toEqual(['prepare-directories', ...START_STANDBY]);
+    expect(fencedTo(down)).toMatchObject(fenced);
+  });
+
+  it('fenced earlier, and a newer primary among the peers: follows that one instead', () => {
+    const fenced = { host: '10.0.0.2', port: 5433 };
+    const p = decide(pobs(cluster({ standby: true, timeline: 2 }), [{ ...silent(5433), target: fenced }, peer(5434, { timeline: 3 })], { fenced }), primary);
+    expect(p.row).toBe('fenced standby × PRIMARY');
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START_STANDBY]);
+    expect(fencedTo(p)).toMatchObject({ port: 5434 });
+  });
+
+  it('a fence record means nothing once the node is a primary again (pgrepl promote)', () => {
+    const p = decide(pobs(cluster({ timeline: 3 }), [peer(5433, { timeline: 2 })], { fenced: { host: '10.0.0.2', port: 5433 } }), primary);
+    expect(p.row).toBe('primary cluster × PRIMARY');
+  });
+
+  it('rejoin, but the newer primary cannot be followed: refuses, saying why', () => {
+    const p = decide(pobs(cluster({ timeline: 1 }), [peer(5433, { timeline: 2, major: 16 })]), primary);
+    expect(p.row).toBe('fenced × PRIMARY');
+    expect(refusal(p)).toMatch(/PGREPL_FENCE=rejoin: it becomes a standby of 10\.0\.0\.2:5433 instead, but it cannot: the upstream 10\.0\.0\.2:5433 \(PGREPL_PEERS\) runs PostgreSQL 16/);
   });
 });

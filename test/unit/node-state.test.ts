@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,18 @@ describe('node state', () => {
     expect(state?.lastRole).toBe('PRIMARY');
     expect(state?.replicationAuth).toEqual({ fingerprint: 'f', method: 'md5' });
     expect(statSync(join(dir, STATE_FILE)).mode & 0o777).toBe(0o600);
+  });
+
+  it('records the peer a fenced PRIMARY follows, and forgets it on request', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'state-'));
+    await updateNodeState(dir, me, { lastRole: 'PRIMARY', fenced: { host: 'pg2', port: 5432 } });
+    expect((await readNodeState(dir, me)).state?.fenced).toEqual({ host: 'pg2', port: 5432 });
+    await updateNodeState(dir, me, { lastRole: 'PRIMARY' }); // kept when not mentioned
+    expect((await readNodeState(dir, me)).state?.fenced).toEqual({ host: 'pg2', port: 5432 });
+    await updateNodeState(dir, me, { fenced: null });
+    expect((await readNodeState(dir, me)).state?.fenced).toBeUndefined();
+    expect((await readNodeState(dir, me)).state?.lastRole).toBe('PRIMARY');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('means nothing on another node (a clone copied it there)', async () => {
@@ -49,10 +61,11 @@ describe('node state', () => {
   });
 
   it('fingerprints tell the same password from another, without storing it', () => {
-    const f = fingerprint('p1');
-    expect(f).not.toContain('p1');
-    expect(fingerprintMatches('p1', f)).toBe(true);
-    expect(fingerprintMatches('p2', f)).toBe(false);
-    expect(fingerprintMatches('p1', 'garbage')).toBe(false);
+    const pw = 'a-replication-password-1234';
+    const f = fingerprint(pw);
+    expect(f).not.toContain(pw);
+    expect(fingerprintMatches(pw, f)).toBe(true);
+    expect(fingerprintMatches(`${pw}x`, f)).toBe(false);
+    expect(fingerprintMatches(pw, 'garbage')).toBe(false);
   });
 });

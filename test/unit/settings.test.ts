@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { INCLUDE_LINE, SETTINGS_FILE } from '../../src/layout.js';
 import {
-  confValue, conninfo, HBA_BEGIN, renderPassfile, replicationMethodIn, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
+  archiveCommand, confValue, conninfo, HBA_BEGIN, restoreCommand, renderPassfile, replicationMethodIn, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
 } from '../../src/postgres/settings.js';
 
 describe('pgrepl.conf', () => {
@@ -97,5 +97,58 @@ describe('standby configuration', () => {
 
   it('without slots: no primary_slot_name', () => {
     expect(renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby: { ...up, slot: undefined } })).not.toContain('primary_slot_name');
+  });
+});
+
+describe('WAL archive', () => {
+  const archive = { dir: '/srv/archive', self: ['/usr/local/bin/node', '/usr/local/bin/pgrepl'] };
+  const up = { host: 'pg1', port: 5433, passfile: '/d/pgrepl.pgpass', applicationName: 'b', slot: 'b' };
+
+  it('commands run pgrepl by absolute path, the placeholders left to PostgreSQL', () => {
+    expect(archiveCommand(archive)).toBe("'/usr/local/bin/node' '/usr/local/bin/pgrepl' 'archive-wal' '--dir' '/srv/archive' %p %f");
+    expect(restoreCommand(archive)).toBe("'/usr/local/bin/node' '/usr/local/bin/pgrepl' 'restore-wal' '--dir' '/srv/archive' %f %p");
+    expect(archiveCommand({ ...archive, dir: '/a%b' })).toContain("'/a%%b' %p %f");
+  });
+
+  it('a primary archives; no restore_command', () => {
+    const s = renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, archive }).split('\n');
+    expect(s).toContain('archive_mode = on');
+    expect(s).toContain(`archive_command = ${confValue(archiveCommand(archive))}`);
+    expect(s.join('\n')).not.toContain('restore_command');
+  });
+
+  it('a standby restores from it, and archives once promoted', () => {
+    const s = renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, archive, standby: up }).split('\n');
+    expect(s).toContain(`restore_command = ${confValue(restoreCommand(archive))}`);
+    expect(s).toContain('archive_mode = on');
+    expect(renderRecoveryConf(up, archive)).toContain(`restore_command = ${confValue(restoreCommand(archive))}`);
+    expect(renderSettings({ major: 11, socketDir: '/s', slotMaxWal: undefined, archive, standby: up })).not.toContain('restore_command');
+  });
+
+  it('without PGREPL_ARCHIVE_DIR: no archiving, no restore_command', () => {
+    const s = renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby: up });
+    expect(s).not.toMatch(/archive_mode|archive_command|restore_command/);
+    expect(renderRecoveryConf(up)).not.toContain('restore_command');
+  });
+});
+
+describe('synchronous replication', () => {
+  const base = { major: 15, socketDir: '/s', slotMaxWal: undefined };
+  it('n standbys: ANY n (*) by default, FIRST n (*) on request; synchronous_commit as given', () => {
+    const any = renderSettings({ ...base, sync: { standbys: 1, method: 'any', commit: 'on' } }).split('\n');
+    expect(any).toContain("synchronous_standby_names = 'ANY 1 (*)'");
+    expect(any).toContain('synchronous_commit = on');
+    const first = renderSettings({ ...base, sync: { standbys: 2, method: 'first', commit: 'remote_apply' } }).split('\n');
+    expect(first).toContain("synchronous_standby_names = 'FIRST 2 (*)'");
+    expect(first).toContain('synchronous_commit = remote_apply');
+  });
+  it('0 standbys: asynchronous, synchronous_standby_names left alone', () => {
+    const s = renderSettings({ ...base, sync: { standbys: 0, method: 'any', commit: 'on' } });
+    expect(s).not.toContain('synchronous_standby_names');
+    expect(s).toContain('synchronous_commit = on');
+  });
+  it('on a standby too, so that it keeps them once promoted', () => {
+    const up = { host: 'pg1', port: 5433, passfile: '/d/p', applicationName: 'b', slot: 'b' };
+    expect(renderSettings({ ...base, standby: up, sync: { standbys: 1, method: 'any', commit: 'on' } })).toContain("synchronous_standby_names = 'ANY 1 (*)'");
   });
 });
