@@ -32,9 +32,14 @@ export const RECOVERY_CONF = 'recovery.conf';
 
 /**
  * Data moved aside (a former primary that could not be rewound, a standby of another system with
- * PGREPL_RECLONE=auto) goes to PGDATA/pgsql_tmp.pgrepl-aside-<time>: inside PGDATA because only
- * there is a rename guaranteed (PGDATA may be a mount point, its parent not writable by
- * postgres), and named pgsql_tmp* because PostgreSQL's base backups and pg_rewind skip such
- * entries, so the kept copy is never shipped to other nodes. Nothing ever deletes it.
+ * PGREPL_RECLONE=auto) goes to PGDATA/pg_dynshmem/pgrepl-aside-<time>. Inside PGDATA because only
+ * there is a rename guaranteed (PGDATA is often a mount point whose parent postgres cannot
+ * write). In pg_dynshmem because that is the one directory whose contents all three tools that
+ * could destroy or ship the copy leave alone: pg_basebackup and pg_rewind exclude its contents
+ * (so the copy is never sent to other nodes, and a later rewind, which deletes whatever the source
+ * lacks, does not delete it), and postgres itself only ever removes its own "mmap." files there.
+ * (pgsql_tmp* names are skipped by base backups but deleted by pg_rewind: tested.) Nothing of
+ * pgrepl ever deletes it.
  */
-export const ASIDE_PREFIX = 'pgsql_tmp.pgrepl-aside-';
+export const ASIDE_PARENT = 'pg_dynshmem';
+export const ASIDE_PREFIX = 'pgrepl-aside-';

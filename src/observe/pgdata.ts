@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ASIDE_PREFIX, RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
+import { ASIDE_PARENT, ASIDE_PREFIX, RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
 import { readControlFile, type ClusterState } from './control-file.js';
 
 export interface ClusterFound {
@@ -20,6 +20,8 @@ export interface ClusterFound {
    * file is in pg_wal (a promotion writes it at once; the checkpoint may come later).
    */
   timeline: number;
+  /** Data moved aside earlier, kept in PGDATA/pg_dynshmem (names). */
+  keptCopies: string[];
   /** A finished build that was half moved in from SWAP_DIR; the move must be finished first. */
   swapPending: boolean;
 }
@@ -62,6 +64,7 @@ async function inspectCluster(pgdata: string, swapPending: boolean): Promise<Clu
     systemIdentifier: control?.systemIdentifier,
     state: control?.state ?? 'unknown',
     timeline: Math.max(control?.timeline ?? 0, await newestHistoryTimeline(dirs)),
+    keptCopies: (await readdir(join(pgdata, ASIDE_PARENT)).catch(() => [] as string[])).filter((e) => e.startsWith(ASIDE_PREFIX)).sort(),
     swapPending,
   };
 }
@@ -93,7 +96,8 @@ export async function observePgdata(pgdata: string): Promise<PgdataState> {
   const cluster = await inspectCluster(pgdata, entries.includes(SWAP_DIR));
   if (cluster) return cluster;
 
-  const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE && !e.startsWith(ASIDE_PREFIX));
+  // Without PG_VERSION, a pg_dynshmem directory is what a move aside left (see layout.ts).
+  const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE && e !== ASIDE_PARENT);
   if (others.length === 0 && !entries.includes(STAGING_INIT) && !entries.includes(STAGING_CLONE)) return { kind: 'empty' };
   if (others.length === 0) {
     const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';

@@ -375,7 +375,9 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     );
   }
 
-  const rewindCanWork = obs.tools?.rewind === found.major;
+  // pg_rewind deletes whatever its source lacks, data kept aside included: with kept copies in
+  // PGDATA, move aside and clone instead (the kept copies stay where they are).
+  const rewindCanWork = obs.tools?.rewind === found.major && found.keptCopies.length === 0;
   const rewindOrReclone = (): Step[] => {
     const reclone: Step[] = [{ do: 'move-aside' }, ...CLONE];
     if (clientTooOld) return rewindCanWork ? [{ do: 'rewind', fallback: [] }] : [];
@@ -405,7 +407,11 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     return {
       row: 'primary cluster × STANDBY',
       why: `${P} holds a former primary (timeline ${found.timeline}) and ${U} is a newer timeline (${u.timeline}) of the same system: ${
-        rewindCanWork ? 'rewind it with pg_rewind (if that fails: move it aside, kept, and clone)' : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster: move it aside (kept) and clone`
+        rewindCanWork
+          ? 'rewind it with pg_rewind (if that fails: move it aside, kept, and clone)'
+          : found.keptCopies.length > 0
+            ? `it holds data kept aside earlier (${found.keptCopies.join(', ')}), which pg_rewind would delete: move it aside (kept) and clone`
+            : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster: move it aside (kept) and clone`
       }, then follow`,
       steps: [...prepare(obs), ...finishSwap(found), ...rewindOrReclone(), ...slot, ...START_STANDBY],
     };

@@ -5,7 +5,7 @@
  */
 import { readdir, readlink, rename, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { SWAP_DIR } from '../layout.js';
+import { ASIDE_PARENT, SWAP_DIR } from '../layout.js';
 import { log } from '../log.js';
 import { run } from '../postgres/run.js';
 import { fsyncDir } from '../util/atomic-file.js';
@@ -50,7 +50,14 @@ export async function finishSwap(ctx: StepContext): Promise<void> {
   const { pgdata } = ctx.cfg;
   const swap = join(pgdata, SWAP_DIR);
   const entries = (await readdir(swap)).sort((a, b) => Number(a === 'PG_VERSION') - Number(b === 'PG_VERSION'));
-  for (const e of entries) await rename(join(swap, e), join(pgdata, e));
+  for (const e of entries) {
+    // PGDATA/pg_dynshmem may hold data moved aside earlier: keep it, drop the new, empty one.
+    if (e === ASIDE_PARENT && (await readdir(join(pgdata, e)).catch(() => undefined)) !== undefined) {
+      await rm(join(swap, e), { recursive: true, force: true });
+      continue;
+    }
+    await rename(join(swap, e), join(pgdata, e));
+  }
   await rmdir(swap);
   await fsyncDir(pgdata);
   log.debug({ moved: entries.length }, 'moved the new cluster into PGDATA');

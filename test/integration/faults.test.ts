@@ -277,7 +277,7 @@ describe('a standby killed in the middle of its clone', () => {
 
     const entries = readdirSync(pgdata(S1));
     expect(entries.filter((e) => e.startsWith('.pgrepl-'))).toEqual([]);
-    expect(entries.filter((e) => e.includes('aside'))).toEqual([]);
+    expect(readdirSync(join(pgdata(S1), 'pg_dynshmem')).filter((e) => e.includes('aside'))).toEqual([]);
     expect(entries).toContain('standby.signal');
     const health = await cli(opts(S1), ['health', '--standby']);
     expect(health).toMatchObject({ code: 0, stdout: 'healthy: standby\n' });
@@ -417,9 +417,9 @@ describe('a standby pointed at another system', () => {
     expect(row(sx)).toBe('another system × STANDBY');
     expect(sx.logs().find((l) => l.msg.startsWith('start: '))!.msg).toContain(`holds system ${sysX} but the upstream 127.0.0.1:${Y} (PGREPL_MASTER_IP) is system ${sysY}`);
 
-    const asides = readdirSync(pgdata(SX)).filter((e) => e.startsWith('pgsql_tmp.pgrepl-aside-'));
+    const asides = readdirSync(join(pgdata(SX), 'pg_dynshmem')).filter((e) => e.startsWith('pgrepl-aside-'));
     expect(asides).toHaveLength(1);
-    const aside = join(pgdata(SX), asides[0]!);
+    const aside = join(pgdata(SX), 'pg_dynshmem', asides[0]!);
     expect(sx.logs().find((l) => l.level === 40 && String(l.msg).startsWith('moved the old data aside'))).toMatchObject({ kept: aside });
     // Everything that was in PGDATA is in the aside directory, file for file, byte for byte in size.
     const keptFiles = snapshot(aside, false).filter((l) => / f /.test(l));
@@ -499,7 +499,8 @@ describe('a standby promoted with `pg_ctl promote` (docker exec NODE gosu postgr
     // It has data to serve: it checks for its old upstream briefly, not for the whole
     // PGREPL_UPSTREAM_TIMEOUT (60 s here), as a node with nothing to serve would.
     expect(elapsed).toBeLessThan(30_000);
-    expect(readdirSync(pgdata(S2)).filter((e) => e.includes('aside') || e.startsWith('.pgrepl-'))).toEqual([]);
+    expect(readdirSync(pgdata(S2)).filter((e) => e.startsWith('.pgrepl-'))).toEqual([]);
+    expect(readdirSync(join(pgdata(S2), 'pg_dynshmem')).filter((e) => e.includes('aside'))).toEqual([]);
     expect(existsSync(join(pgdata(S2), 'standby.signal'))).toBe(false);
     expect(await isInRecovery(S2)).toBe(false);
     expect((await query<{ n: number }>(S2, 'SELECT count(*)::int AS n FROM t'))[0]!.n).toBe(rows);

@@ -166,7 +166,7 @@ describe('replication', () => {
     await waitForRows(A, 't', 5).catch((err) => {
       throw new Error(`${(err as Error).message}\n${a.stderr.slice(-4000)}`);
     });
-    expect(readdirSync(join(dir, `n${A}`)).filter((e) => e.includes('aside'))).toEqual([]);
+    expect(readdirSync(join(dir, `n${A}`, 'pg_dynshmem')).filter((e) => e.includes('aside'))).toEqual([]);
   });
 
   it('a standby restarted with PGREPL_ROLE=PRIMARY is promoted on start, its data kept', async () => {

@@ -211,10 +211,10 @@ describe.each(OLDER_MAJORS)('PostgreSQL $major', ({ major, path }) => {
     expect(decision.msg).toMatch(new RegExp(`pg_rewind \\d+ cannot rewind a PostgreSQL ${major} cluster: move it aside`));
     expect(a.stderr).toMatch(/pg_basebackup: base backup completed/);
 
-    const aside = readdirSync(pgdata('a')).filter((e) => e.startsWith('pgsql_tmp.pgrepl-aside-'));
+    const aside = readdirSync(join(pgdata('a'), 'pg_dynshmem')).filter((e) => e.startsWith('pgrepl-aside-'));
     expect(aside).toHaveLength(1);
     // The old data is kept there, whole.
-    expect(readFileSync(join(pgdata('a'), aside[0]!, 'PG_VERSION'), 'utf8').trim()).toBe(String(major));
+    expect(readFileSync(join(pgdata('a'), 'pg_dynshmem', aside[0]!, 'PG_VERSION'), 'utf8').trim()).toBe(String(major));
 
     await query(ports.b, "INSERT INTO t VALUES ('after rejoin')");
     await eventually(async () =>

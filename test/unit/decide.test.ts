@@ -4,7 +4,7 @@ import type { PgdataState } from '../../src/observe/pgdata.js';
 import { decide, type Intent, type Plan } from '../../src/plan/decide.js';
 
 const cluster = (over: Partial<Extract<PgdataState, { kind: 'cluster' }>> = {}): PgdataState => ({
-  kind: 'cluster', major: 15, standby: false, systemIdentifier: '7000000000000000001', state: 'shut down', timeline: 1, swapPending: false, ...over,
+  kind: 'cluster', major: 15, standby: false, systemIdentifier: '7000000000000000001', state: 'shut down', timeline: 1, keptCopies: [], swapPending: false, ...over,
 });
 
 function obs(pgdata: PgdataState, over: Partial<Observation> = {}): Observation {
@@ -192,6 +192,12 @@ describe('STANDBY rows', () => {
     const p = decide(sobs(cluster(), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby);
     expect(p.row).toBe('primary cluster × STANDBY');
     expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+  });
+
+  it('a former primary holding data kept aside earlier: moves aside and clones (pg_rewind would delete the kept copy)', () => {
+    const p = decide(sobs(cluster({ keptCopies: ['pgrepl-aside-20260101T000000Z'] }), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby);
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'commit-staging', 'ensure-slot', ...START]);
+    expect(p.why).toMatch(/kept aside earlier \(pgrepl-aside-20260101T000000Z\), which pg_rewind would delete/);
   });
 
   it('a former primary whose pg_rewind is of another version: moves aside and clones', () => {

@@ -43,7 +43,7 @@ describe('observing PGDATA', () => {
     const d = fresh();
     fakeCluster(d, '15', 6);
     expect(await observePgdata(d)).toEqual({
-      kind: 'cluster', major: 15, standby: false, systemIdentifier: '7123456789012345678', state: 'in production', timeline: 3, swapPending: false,
+      kind: 'cluster', major: 15, standby: false, systemIdentifier: '7123456789012345678', state: 'in production', timeline: 3, keptCopies: [], swapPending: false,
     });
   });
 
@@ -60,7 +60,7 @@ describe('observing PGDATA', () => {
 
   it('a moved-aside copy does not make PGDATA a non-cluster', async () => {
     const d = fresh();
-    mkdirSync(join(d, 'pgsql_tmp.pgrepl-aside-20260101T000000Z'));
+    mkdirSync(join(d, 'pg_dynshmem', 'pgrepl-aside-20260101T000000Z'), { recursive: true });
     expect(await observePgdata(d)).toEqual({ kind: 'empty' });
   });
 
