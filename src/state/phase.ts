@@ -7,10 +7,10 @@
  * never in PGDATA, and it names the process that wrote it (PID and start time: in a container
  * the PID is always 1), so a file left by a killed process is recognised as stale.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type Phase = 'waiting for upstream' | 'cloning' | 'rewinding' | 'bootstrapping' | 'promoting';
+export type Phase = 'preparing' | 'waiting for upstream' | 'cloning' | 'rewinding' | 'promoting';
 
 const file = (socketDir: string, port: number) => join(socketDir, `.pgrepl-${port}.phase`);
 
@@ -36,13 +36,28 @@ export function writePhase(socketDir: string, port: number, phase: Phase): void 
     const path = file(socketDir, port);
     const content: PhaseFile = { phase, pid: process.pid, started: startTime(process.pid), since: new Date().toISOString() };
     writeFileSync(path, JSON.stringify(content) + '\n', { mode: 0o644 });
+    // Written as root, it must stay replaceable and removable by postgres after the privilege
+    // drop (the socket directory is sticky): give it to the directory's owner.
+    if (process.getuid?.() === 0) {
+      const dir = statSync(socketDir);
+      chownSync(path, dir.uid, dir.gid);
+    }
   } catch {
     // Best effort: health then reports what it can see of postgres itself.
   }
 }
 
 export function clearPhase(socketDir: string, port: number): void {
-  rmSync(file(socketDir, port), { force: true });
+  try {
+    rmSync(file(socketDir, port), { force: true });
+  } catch {
+    // Not ours to remove (written by another user): empty it, which reads as no phase.
+    try {
+      writeFileSync(file(socketDir, port), '');
+    } catch {
+      // Nothing more to do: readPhase checks that the writer is alive.
+    }
+  }
 }
 
 /** The phase, if the process that wrote it is still the one running. */

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { lookupUser, runningAsRoot, type PasswdEntry } from '../handover/privileges.js';
 import { run } from '../postgres/run.js';
+import { writePhase } from '../state/phase.js';
 import type { StepContext } from './context.js';
 
 function fail(name: string, path: string, err: unknown, remedy: string): never {
@@ -93,4 +94,7 @@ export async function prepareDirectories(ctx: StepContext): Promise<void> {
   } catch (err) {
     fail('socket directory', socketDir, err, 'create it, writable by the postgres user');
   }
+  // From here until the hand-over, `pgrepl health` reports "starting": a temporary server may
+  // answer on this node's socket, and it is not the node serving yet.
+  writePhase(socketDir, ctx.cfg.port, 'preparing');
 }
