@@ -43,3 +43,10 @@ export const RECOVERY_CONF = 'recovery.conf';
  */
 export const ASIDE_PARENT = 'pg_dynshmem';
 export const ASIDE_PREFIX = 'pgrepl-aside-';
+
+/**
+ * The node's name when PGREPL_NODE_NAME is not given (state/node-name.ts), kept beside the kept
+ * copies for the same reason: base backups do not copy it to other nodes. pg_rewind removes it,
+ * and every start writes it again.
+ */
+export const NODE_NAME_FILE = `${ASIDE_PARENT}/pgrepl-node-name`;

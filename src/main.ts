@@ -7,6 +7,7 @@
  */
 import { COMMANDS, commandHelp, runCommand } from './cli/index.js';
 import { loadConfig } from './config/env.js';
+import { withStableNodeName } from './state/node-name.js';
 import { isUserError, UserError } from './errors.js';
 import { runEntrypoint } from './entrypoint.js';
 import { handOver } from './handover/exec.js';
@@ -32,7 +33,7 @@ const HELP_FLAGS = new Set(['-?', '--help', '--describe-config', '-V', '--versio
 async function startNode(args: string[]): Promise<never> {
   if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
   setLogger(loggerFromRawEnv());
-  const cfg = loadConfig();
+  const cfg = withStableNodeName(loadConfig());
   setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
   return runEntrypoint(cfg, args);
 }

@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../config/env.js';
 import { UserError } from '../errors.js';
 import { dropPrivileges, lookupUser, runningAsRoot } from '../handover/privileges.js';
 import { withLocalClient } from '../postgres/client.js';
+import { withStableNodeName } from '../state/node-name.js';
 
 export const EXIT_USAGE = 64;
 
@@ -44,7 +45,7 @@ export function parseArgs(args: string[], spec: { flags?: string[]; values?: str
 }
 
 export function nodeConfig(): Config {
-  return loadConfig();
+  return withStableNodeName(loadConfig());
 }
 
 /** Commands that write into PGDATA or run pg_ctl do it as postgres, as the server does. */

@@ -32,6 +32,8 @@ export interface Config {
   role: Role;
   upstream: Upstream | undefined;
   nodeName: string;
+  /** PGREPL_NODE_NAME was given; otherwise nodeName comes from the host name (see state/node-name.ts). */
+  nodeNameFromEnv: boolean;
   pgdata: string;
   port: number;
   /** Where this node's Unix socket lives (the official image's and Debian's default). */
@@ -204,6 +206,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     role: e.PGREPL_ROLE,
     upstream,
     nodeName: e.PGREPL_NODE_NAME ?? sanitiseNodeName(host_name),
+    nodeNameFromEnv: e.PGREPL_NODE_NAME !== undefined,
     pgdata: e.PGDATA,
     port: e.PGPORT,
     socketDir: SOCKET_DIR,

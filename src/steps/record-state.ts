@@ -5,11 +5,13 @@
  */
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
+import { rememberNodeName } from '../state/node-name.js';
 import { updateNodeState } from '../state/node-state.js';
 import type { StepContext } from './context.js';
 
 export async function recordState(ctx: StepContext): Promise<void> {
   const { cfg } = ctx;
+  await rememberNodeName(cfg.pgdata, cfg.nodeName);
   const control = await readControlData(cfg.pgdata);
   if (!control) throw new UserError(`PGDATA=${cfg.pgdata} has no readable global/pg_control: the cluster is damaged`);
   await updateNodeState(

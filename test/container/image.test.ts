@@ -168,12 +168,9 @@ describe('a primary on a named volume', () => {
     await podmanOk(['rm', again]);
   });
 
-  // KNOWN BUG (remove `.fails` once fixed): PGREPL_NODE_NAME defaults to the host name, which
-  // for a container is its ID unless --hostname is given, so a re-created container on the same
-  // volume is "another node": its state file is ignored, the replication password is re-applied
-  // through a temporary server on every re-creation, and a standby would create a new
-  // replication slot on its upstream under its new name, leaving the old one to retain WAL.
-  it.fails('... and finds its own state file (no temporary server to re-apply the password)', () => {
+  // PGREPL_NODE_NAME defaults to the host name, which for a container is its ID unless --hostname
+  // is given; the volume remembers the first one, so a re-created container is the same node.
+  it('... and finds its own state file (no temporary server to re-apply the password)', () => {
     expect(recreatedLog).not.toBe('');
     expect(startLine(recreatedLog)).toMatch(/the replication password is current/);
   });
