@@ -40,7 +40,8 @@ export const follow: Command = {
       if (!(await inRecovery(c))) throw new UserError('this node is not a standby (it accepts writes): follow re-points standbys only');
       return serverMajor(c);
     });
-    const found = await observeUpstream({ upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 0 });
+    // A few seconds of patience: a busy upstream may be slow to answer one try.
+    const found = await observeUpstream({ upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 10 });
     const where = hostPort(target);
     if (!found.reachable) throw new UserError(`the new upstream ${where} does not answer (${found.error}): nothing was changed`);
     if (found.systemIdentifier !== control.systemIdentifier) {

@@ -53,11 +53,19 @@ export function becomePostgres(): void {
   if (runningAsRoot()) dropPrivileges(lookupUser());
 }
 
-export function withNode<T>(cfg: Config, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  return withLocalClient(
-    { socketDir: cfg.socketDir, port: cfg.port, user: cfg.postgresUser, password: cfg.postgresPassword },
-    fn,
-  );
+export async function withNode<T>(cfg: Config, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  try {
+    return await withLocalClient(
+      { socketDir: cfg.socketDir, port: cfg.port, user: cfg.postgresUser, password: cfg.postgresPassword },
+      fn,
+    );
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+      throw new UserError(`no server answers on ${cfg.socketDir}/.s.PGSQL.${cfg.port}: is the node running, and is PGPORT=${cfg.port} its port?`);
+    }
+    throw err;
+  }
 }
 
 export async function serverMajor(c: pg.Client): Promise<number> {

@@ -108,7 +108,7 @@ describe('docker/ scripts with podman', () => {
 
   it('follow.sh re-points the orphan n3 at n2, without re-cloning', async () => {
     const f = await script('follow.sh', [n3, n2]);
-    expect(f.stdout).toMatch(/streaming/);
+    expect(f.stdout, f.stderr).toMatch(/streaming/);
     expect(f.code).toBe(0);
     await eventuallyCount(n3, 2);
     const st = JSON.parse((await script('status.sh', [n2, '--json'])).stdout);
