@@ -43,9 +43,12 @@ function aptInstall(packages, why) {
 
 // The container tests (podman + runc, debootstrap for the stand-in base images), the shell
 // scripts' tests (curl, jq), the compressed init scripts (xz, zstd).
+// `--postgres-only` (the demo): just the PostgreSQL binaries; the rest is for the tests.
+const postgresOnly = process.argv.includes('--postgres-only');
+
 const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark' };
 const missing = Object.entries(tools).filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
-if (missing.length) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
+if (missing.length && !postgresOnly) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
 
 let pgBin = process.env.PGREPL_TEST_PGBIN || debianPgBin();
 if (!pgBin) {
@@ -54,6 +57,14 @@ if (!pgBin) {
     say('PostgreSQL server binaries not found. Install them (as root: apt-get install -y postgresql) or set PGREPL_TEST_PGBIN=/path/to/bin');
     process.exit(1);
   }
+}
+
+if (postgresOnly) {
+  const file = join(tmp, 'test-env.json');
+  const known = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  writeFileSync(file, JSON.stringify({ ...known, pgBin }, null, 2) + '\n');
+  say(`PostgreSQL binaries: ${pgBin}`);
+  process.exit(0);
 }
 
 const NODE24_VERSION = '24.21.0';
