@@ -3,7 +3,7 @@
  * inside). The rename of the staging directory to SWAP_DIR is the commit point: before it, the
  * build can be discarded (it never served a client); after it, it can only be finished.
  */
-import { readdir, readlink, rename, rm, rmdir } from 'node:fs/promises';
+import { readdir, readFile, readlink, rename, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ASIDE_PARENT, SWAP_DIR } from '../layout.js';
 import { log } from '../log.js';
@@ -17,12 +17,14 @@ import type { StepContext } from './context.js';
  */
 export async function discardInterruptedBuild(ctx: StepContext, staging: string): Promise<void> {
   const dir = join(ctx.cfg.pgdata, staging);
+  await stopOrphanServer(dir);
   const waldir = await readlink(join(dir, 'pg_wal')).catch(() => undefined);
   if (waldir && ctx.cfg.initdbWaldir && resolve(dir, waldir) === ctx.cfg.initdbWaldir) {
     for (const e of await readdir(waldir)) await rm(join(waldir, e), { recursive: true, force: true });
     log.info({ waldir }, 'emptied the WAL directory of the interrupted build');
   }
-  await rm(dir, { recursive: true, force: true });
+  // maxRetries: a program of the killed start (initdb) may still be writing there for a moment.
+  await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   await fsyncDir(ctx.cfg.pgdata);
   log.info({ staging: dir }, 'discarded an interrupted build that never served data');
 }
@@ -36,6 +38,31 @@ export async function syncStaging(ctx: StepContext, staging: string): Promise<vo
   const targets = [join(ctx.cfg.pgdata, staging)];
   if (ctx.cfg.initdbWaldir) targets.push(ctx.cfg.initdbWaldir);
   await run('sync', ['-f', ...targets]);
+}
+
+/**
+ * A start killed while its temporary server ran on the staging copy (outside a container, where
+ * a SIGKILL does not take every process with it) leaves that server running: pg_ctl starts it in
+ * a session of its own. It never served a client; stop it at once before its files go.
+ */
+async function stopOrphanServer(dataDir: string): Promise<void> {
+  const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+  if (!(pid > 0) || !alive(pid)) return;
+  // Only if that PID really is a server of this directory (a postmaster's working directory is
+  // its data directory): PIDs are reused, and we may be root.
+  if ((await readlink(`/proc/${pid}/cwd`).catch(() => '')) !== dataDir) return;
+  log.warn({ pid }, 'a temporary server of the interrupted build is still running: stopping it');
+  process.kill(pid, 'SIGQUIT');
+  for (let i = 0; i < 300 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function commitStaging(ctx: StepContext, staging: string): Promise<void> {
