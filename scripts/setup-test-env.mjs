@@ -46,7 +46,7 @@ function aptInstall(packages, why) {
 // `--postgres-only` (the demo): just the PostgreSQL binaries; the rest is for the tests.
 const postgresOnly = process.argv.includes('--postgres-only');
 
-const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark' };
+const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark', 'podman-compose': 'podman-compose' };
 const missing = Object.entries(tools).filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
 if (missing.length && !postgresOnly) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
 

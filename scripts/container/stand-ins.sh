@@ -2,16 +2,21 @@
 # Builds local stand-ins for the base images the Dockerfile names, for machines that reach no
 # container registry (SPEC §6 tier 3), and tags them with those names:
 #
-#   postgres:15               the official image's layout: Debian bookworm (minbase, with the
-#                             bookworm-slim dpkg excludes), postgresql-15 from Debian (server and
-#                             client) with no cluster created, gosu, xz-utils, zstd; postgres user
-#                             and group 999:999; PATH, PGDATA, PG_MAJOR, LANG, VOLUME, EXPOSE,
-#                             STOPSIGNAL and CMD as upstream; /var/run/postgresql 3777
-#   node:24-bookworm-slim     the same Debian base, Node 24 and npm at /usr/local, and, as this
+#   postgres:MAJOR            the official image's layout: a Debian root file system (minbase,
+#                             with the -slim dpkg excludes) of the release that packages that major
+#                             (13 bullseye, 15 bookworm, 17 trixie, 18 forky), postgresql-MAJOR
+#                             from Debian (server and client) with no cluster created, gosu,
+#                             xz-utils, zstd; postgres user and group 999:999; PATH, PGDATA,
+#                             PG_MAJOR, LANG, VOLUME, EXPOSE, STOPSIGNAL and CMD as upstream;
+#                             /var/run/postgresql 3777. Up to 17 PGDATA is /var/lib/postgresql/data
+#                             and the VOLUME; from 18 on, as upstream, PGDATA is
+#                             /var/lib/postgresql/MAJOR/docker, the VOLUME is /var/lib/postgresql
+#                             and /var/lib/postgresql/data is a link to it.
+#   node:24-bookworm-slim     the Debian bookworm base, Node 24 and npm at /usr/local, and, as this
 #                             is a test-only image, npm (and Node) configured to trust the CA
 #                             bundle of this host, whose TLS is re-signed by a local CA
 #
-# Both start from one debootstrap'ed root file system, cached as a tarball under .tmp/container/.
+# Each Debian release's debootstrap'ed root file system is cached as a tarball under .tmp/container/.
 # Each image carries a label with a hash of this script and of its inputs: an image whose label
 # matches is kept, anything else is rebuilt. Needs root, debootstrap, podman (with runc) and npm.
 #
@@ -19,7 +24,7 @@
 # within the hard limits) and uses it unless CONTAINERS_CONF is already set. The tests use the
 # same file.
 #
-# usage: scripts/container/stand-ins.sh [--force]
+# usage: scripts/container/stand-ins.sh [--force] [MAJOR...]     (default: 15)
 #   env: DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #        STANDIN_CA_FILE (CA bundle baked into the node stand-in; default $NODE_EXTRA_CA_CERTS,
 #        else /etc/ssl/certs/ca-certificates.crt)
@@ -28,17 +33,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SELF="$ROOT/scripts/container/stand-ins.sh"
 WORK="$ROOT/.tmp/container"
-SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PG_MAJOR=15
 NODE_VERSION=24.21.0
 NPM_VERSION=11.21.2
 CA_FILE=${STANDIN_CA_FILE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
 FORCE=0
-[[ ${1:-} == --force ]] && FORCE=1
+[[ ${1:-} == --force ]] && { FORCE=1; shift; }
+MAJORS=("$@")
+[[ ${#MAJORS[@]} -gt 0 ]] || MAJORS=(15)
 
-BASE_IMAGE=localhost/pgrepl-standin-base:$SUITE
-PG_IMAGE=docker.io/library/postgres:$PG_MAJOR
 NODE_IMAGE=docker.io/library/node:24-bookworm-slim
 LABEL=io.pgrepl.standin.hash
 
@@ -50,6 +53,19 @@ for tool in debootstrap podman npm tar sha256sum; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y debootstrap podman runc)"
 done
 [[ -r $CA_FILE ]] || die "CA bundle $CA_FILE not readable (set STANDIN_CA_FILE)"
+
+# The Debian release that packages each PostgreSQL major (the official images are built on the
+# same Debian family; which release it is does not matter to pgrepl).
+suite_of() {
+  case $1 in
+    13) echo bullseye ;;
+    15) echo bookworm ;;
+    17) echo trixie ;;
+    18) echo forky ;;
+    *) die "no Debian release packages PostgreSQL $1 (stand-ins exist for 13, 15, 17 and 18)" ;;
+  esac
+}
+for major in "${MAJORS[@]}"; do suite_of "$major" >/dev/null; done
 mkdir -p "$WORK"
 
 # podman here: runc (crun fails on this cgroup layout) and default ulimits no higher than the hard
@@ -75,7 +91,7 @@ write_containers_conf
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$WORK/containers.conf}
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-self_hash=$(printf '%s\n' "$MIRROR" "$SUITE" | cat "$SELF" - | sha256sum | cut -c1-16)
+script_hash=$(printf '%s\n' "$MIRROR" | cat "$SELF" - | sha256sum | cut -c1-16)
 ca_hash=$(hash_of "$CA_FILE")
 
 # Images a rebuild untagged: removed at the end (children before their parent), if nothing else
@@ -94,9 +110,7 @@ image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || echo no
 image_hash() { podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
 fresh() { [[ $FORCE -eq 0 && $(image_hash "$1") == "$2" ]]; }
 
-# --- the shared root file system ---------------------------------------------------------------
-base_tar="$WORK/rootfs-$SUITE-minbase.tar"
-base_stamp="$base_tar.hash"
+# --- a Debian release's root file system, imported as a base image ---------------------------
 rootfs_build="$WORK/rootfs.build"
 # Removes a (possibly half-made) root file system, unmounting first whatever an interrupted
 # debootstrap left mounted in it (/proc, /sys), and never leaving its file system.
@@ -109,15 +123,19 @@ remove_rootfs_build() {
   rm -rf --one-file-system "$rootfs_build"
 }
 trap remove_rootfs_build EXIT
+
+# debootstrap of SUITE into a tarball. A release newer than this debootstrap knows (forky) is
+# made with the script of unstable, as debootstrap itself does for the names it knows.
 build_rootfs() {
-  local dir=$rootfs_build
+  local suite=$1 tar=$2 dir=$rootfs_build script=()
   remove_rootfs_build
-  mkdir -p "$WORK/debs"
-  say "debootstrap --variant=minbase $SUITE from $MIRROR"
-  debootstrap --variant=minbase --include=ca-certificates --cache-dir="$WORK/debs" \
-    "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
-  # As debian:bookworm-slim: no documentation, manual pages or translations from later installs.
+  mkdir -p "$WORK/debs-$suite"
+  [[ -e /usr/share/debootstrap/scripts/$suite ]] || script=(/usr/share/debootstrap/scripts/sid)
+  say "debootstrap --variant=minbase $suite from $MIRROR"
+  debootstrap --variant=minbase --include=ca-certificates --cache-dir="$WORK/debs-$suite" \
+    "$suite" "$dir" "$MIRROR" "${script[@]}" >"$WORK/debootstrap-$suite.log" 2>&1 ||
+    { tail -n 30 "$WORK/debootstrap-$suite.log" >&2; die "debootstrap $suite failed (log: $WORK/debootstrap-$suite.log)"; }
+  # As debian:*-slim: no documentation, manual pages or translations from later installs.
   cat >"$dir/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -137,83 +155,113 @@ EOF
     -exec rm -rf {} +
   rm -rf "$dir"/usr/share/groff/* "$dir"/usr/share/info/* "$dir"/usr/share/linda/* \
     "$dir"/usr/share/lintian/overrides/* "$dir"/usr/share/man/*
-  printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
+  # One APT source, whichever format debootstrap wrote (deb822 from trixie on).
+  rm -f "$dir"/etc/apt/sources.list.d/*
+  printf 'deb %s %s main\n' "$MIRROR" "$suite" >"$dir/etc/apt/sources.list"
+  # The mirror may be a frozen snapshot, whose testing release's signature has a short validity.
+  printf 'Acquire::Check-Valid-Until "false";\n' >"$dir/etc/apt/apt.conf.d/99pgrepl-standin-snapshot"
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb \
     "$dir"/var/log/* "$dir/etc/hostname"
   : >"$dir/etc/resolv.conf"
-  tar --numeric-owner -C "$dir" -cf "$base_tar.new" .
-  mv "$base_tar.new" "$base_tar"
+  tar --numeric-owner -C "$dir" -cf "$tar.new" .
+  mv "$tar.new" "$tar"
   remove_rootfs_build
 }
-if [[ $FORCE -eq 1 || ! -s $base_tar || $(cat "$base_stamp" 2>/dev/null) != "$self_hash" ]]; then
-  build_rootfs
-  echo "$self_hash" >"$base_stamp"
-fi
-if ! fresh "$BASE_IMAGE" "$self_hash"; then
-  say "importing $BASE_IMAGE"
-  replaced+=("$(image_id "$BASE_IMAGE")")
-  podman import --quiet --change "LABEL $LABEL=$self_hash" --change 'CMD ["bash"]' \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$base_tar" "$BASE_IMAGE" >/dev/null
-fi
 
-# --- postgres:15 -------------------------------------------------------------------------------
-# The steps of the official postgres Dockerfile (bookworm), with Debian's own postgresql-15.
-pg_hash=$self_hash
-if fresh "$PG_IMAGE" "$pg_hash"; then
-  say "$PG_IMAGE is up to date"
-else
-  say "building $PG_IMAGE"
-  replaced+=("$(image_id "$PG_IMAGE")")
-  ctx="$WORK/ctx-postgres"
+# Makes localhost/pgrepl-standin-base:SUITE (its root file system cached as a tarball).
+ensure_base() {
+  local suite=$1 image=localhost/pgrepl-standin-base:$1
+  local tar="$WORK/rootfs-$suite-minbase.tar" hash
+  hash=$(printf '%s %s\n' "$script_hash" "$suite" | sha256sum | cut -c1-16)
+  if [[ $FORCE -eq 1 || ! -s $tar || $(cat "$tar.hash" 2>/dev/null) != "$hash" ]]; then
+    build_rootfs "$suite" "$tar"
+    echo "$hash" >"$tar.hash"
+  fi
+  if ! fresh "$image" "$hash"; then
+    say "importing $image"
+    replaced+=("$(image_id "$image")")
+    podman import --quiet --change "LABEL $LABEL=$hash" --change 'CMD ["bash"]' \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      "$tar" "$image" >/dev/null
+  fi
+}
+
+# --- postgres:MAJOR ----------------------------------------------------------------------------
+# The steps of the official postgres Dockerfile (Debian variant), with Debian's own packages.
+build_postgres() {
+  local major=$1 suite base image=docker.io/library/postgres:$1 hash ctx layout
+  suite=$(suite_of "$major")
+  base=localhost/pgrepl-standin-base:$suite
+  ensure_base "$suite"
+  hash=$(printf '%s %s\n' "$(image_hash "$base")" "$major" | sha256sum | cut -c1-16)
+  if fresh "$image" "$hash"; then
+    say "$image is up to date"
+    return
+  fi
+  if ((major >= 18)); then
+    # 18 on: PGDATA in a major-specific directory (as pg_ctlcluster's) one level inside the
+    # volume, so that pg_upgrade --link works within it; the old path is a link to the volume.
+    layout="ENV PGDATA=/var/lib/postgresql/$major/docker
+RUN ln -svT . /var/lib/postgresql/data
+VOLUME /var/lib/postgresql"
+  else
+    layout="ENV PGDATA=/var/lib/postgresql/data
+RUN install --verbose --directory --owner postgres --group postgres --mode 1777 \"\$PGDATA\"
+VOLUME /var/lib/postgresql/data"
+  fi
+  say "building $image (Debian $suite)"
+  replaced+=("$(image_id "$image")")
+  ctx="$WORK/ctx-postgres-$major"
   rm -rf "$ctx" && mkdir -p "$ctx"
   cat >"$ctx/Containerfile" <<EOF
-FROM $BASE_IMAGE
+FROM $base
 RUN set -eux; \
     groupadd -r postgres --gid=999; \
     useradd -r -g postgres --uid=999 --home-dir=/var/lib/postgresql --shell=/bin/bash postgres; \
     install --verbose --directory --owner postgres --group postgres --mode 1777 /var/lib/postgresql
 ENV LANG=C.UTF-8
 RUN mkdir /docker-entrypoint-initdb.d
-ENV PG_MAJOR=$PG_MAJOR
-ENV PATH=\$PATH:/usr/lib/postgresql/$PG_MAJOR/bin
+ENV PG_MAJOR=$major
+ENV PATH=\$PATH:/usr/lib/postgresql/$major/bin
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
     apt-get update -q; \
     apt-get install -y -q --no-install-recommends gosu xz-utils zstd libnss-wrapper postgresql-common; \
     sed -ri 's/#(create_main_cluster) .*\$/\1 = false/' /etc/postgresql-common/createcluster.conf; \
-    apt-get install -y -q --no-install-recommends "postgresql-$PG_MAJOR"; \
+    apt-get install -y -q --no-install-recommends "postgresql-$major"; \
     rm -f /usr/sbin/policy-rc.d; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
-    test ! -e /var/lib/postgresql/$PG_MAJOR/main; \
+    test ! -e /var/lib/postgresql/$major/main; \
     postgres --version; gosu nobody true
 RUN set -eux; \
     dpkg-divert --add --rename --divert /usr/share/postgresql/postgresql.conf.sample.dpkg \
-      /usr/share/postgresql/$PG_MAJOR/postgresql.conf.sample; \
+      /usr/share/postgresql/$major/postgresql.conf.sample; \
     cp -v /usr/share/postgresql/postgresql.conf.sample.dpkg /usr/share/postgresql/postgresql.conf.sample; \
-    ln -sv ../postgresql.conf.sample /usr/share/postgresql/$PG_MAJOR/; \
+    ln -sv ../postgresql.conf.sample /usr/share/postgresql/$major/; \
     sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/share/postgresql/postgresql.conf.sample; \
     grep -F "listen_addresses = '*'" /usr/share/postgresql/postgresql.conf.sample
 RUN install --verbose --directory --owner postgres --group postgres --mode 3777 /var/run/postgresql
-ENV PGDATA=/var/lib/postgresql/data
-RUN install --verbose --directory --owner postgres --group postgres --mode 1777 "\$PGDATA"
-VOLUME /var/lib/postgresql/data
+$layout
 STOPSIGNAL SIGINT
 EXPOSE 5432
 CMD ["postgres"]
-LABEL $LABEL=$pg_hash
+LABEL $LABEL=$hash
 EOF
   podman build --pull=never --format docker --network host --layers=false \
-    -t "$PG_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-postgres.log" 2>&1 ||
-    { tail -n 40 "$WORK/build-postgres.log" >&2; die "building $PG_IMAGE failed (log: $WORK/build-postgres.log)"; }
-fi
+    -t "$image" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-postgres-$major.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-postgres-$major.log" >&2; die "building $image failed (log: $WORK/build-postgres-$major.log)"; }
+}
 
 # --- node:24-bookworm-slim ---------------------------------------------------------------------
-node_hash=$(printf '%s %s %s\n' "$self_hash" "$ca_hash" "$NODE_VERSION" | sha256sum | cut -c1-16)
-if fresh "$NODE_IMAGE" "$node_hash"; then
-  say "$NODE_IMAGE is up to date"
-else
+build_node() {
+  local base=localhost/pgrepl-standin-base:bookworm hash dl node_tgz npm_tgz ctx
+  ensure_base bookworm
+  hash=$(printf '%s %s %s\n' "$(image_hash "$base")" "$ca_hash" "$NODE_VERSION" | sha256sum | cut -c1-16)
+  if fresh "$NODE_IMAGE" "$hash"; then
+    say "$NODE_IMAGE is up to date"
+    return
+  fi
   say "building $NODE_IMAGE"
   replaced+=("$(image_id "$NODE_IMAGE")")
   dl="$WORK/npm-packs"
@@ -228,7 +276,7 @@ else
   tar -xzf "$npm_tgz" -C "$ctx/npm" --strip-components=1
   cp "$CA_FILE" "$ctx/host-ca.pem"
   cat >"$ctx/Containerfile" <<EOF
-FROM $BASE_IMAGE
+FROM $base
 RUN set -eux; \
     groupadd --gid 1000 node; \
     useradd --uid 1000 --gid node --shell /bin/bash --create-home node
@@ -245,12 +293,15 @@ RUN set -eux; \
     printf 'cafile=/usr/local/share/pgrepl-standin/host-ca.pem\nupdate-notifier=false\nfund=false\naudit=false\n' > /usr/local/etc/npmrc; \
     node --version; npm --version
 CMD ["node"]
-LABEL $LABEL=$node_hash
+LABEL $LABEL=$hash
 EOF
   podman build --pull=never --format docker --network host --layers=false \
     -t "$NODE_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-node.log" 2>&1 ||
     { tail -n 40 "$WORK/build-node.log" >&2; die "building $NODE_IMAGE failed (log: $WORK/build-node.log)"; }
   rm -rf "$ctx"
-fi
+}
+
+build_node
+for major in "${MAJORS[@]}"; do build_postgres "$major"; done
 drop_replaced
-say "ready: $PG_IMAGE, $NODE_IMAGE (CONTAINERS_CONF=$CONTAINERS_CONF)"
+say "ready: $NODE_IMAGE$(printf ', postgres:%s' "${MAJORS[@]}") (CONTAINERS_CONF=$CONTAINERS_CONF)"

@@ -16,6 +16,8 @@ import { writeNodeSettings } from '../steps/settings.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
 
 const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
+/** How long follow keeps trying to reach the new upstream. */
+const FOLLOW_PATIENCE_S = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const follow: Command = {
@@ -40,8 +42,11 @@ export const follow: Command = {
       if (!(await inRecovery(c))) throw new UserError('this node is not a standby (it accepts writes): follow re-points standbys only');
       return serverMajor(c);
     });
-    // A few seconds of patience: a busy upstream may be slow to answer one try.
-    const found = await observeUpstream({ upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 10 });
+    // A minute of patience: right after a failover the new upstream may be busy, or briefly out
+    // of reach while the network forgets the old primary (seen with podman's bridge networks).
+    const found = await observeUpstream({
+      upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: FOLLOW_PATIENCE_S, patienceFrom: 'follow\'s wait',
+    });
     const where = hostPort(target);
     if (!found.reachable) throw new UserError(`the new upstream ${where} does not answer (${found.error}): nothing was changed`);
     if (found.systemIdentifier !== control.systemIdentifier) {

@@ -15,9 +15,12 @@ import { clearPhase, writePhase } from '../state/phase.js';
 import { binariesMajor, parseMajor } from './binaries.js';
 import { observePgdata, type PgdataState } from './pgdata.js';
 import { observeUpstream, type UpstreamFound } from './upstream.js';
+import { findStrayClusters, type StrayCluster } from './volume.js';
 
 export interface Observation {
   pgdata: PgdataState;
+  /** PGDATA missing or empty: clusters beside it in its volume (18+ layout, see volume.ts). */
+  strayClusters?: StrayCluster[] | undefined;
   binariesMajor: number;
   runningAsRoot: boolean;
   /** The pgrepl role's password in the cluster is the one derived from the current token. */
@@ -83,6 +86,10 @@ export async function observe(cfg: Config): Promise<Observation> {
     follow: undefined,
     stateIgnored: undefined,
   };
+  if (pgdata.kind === 'missing' || pgdata.kind === 'empty') {
+    obs.strayClusters = await findStrayClusters(cfg.pgdata);
+    if (obs.strayClusters.length > 0) return obs; // the plan refuses: nothing more to look at
+  }
   if (pgdata.kind === 'cluster' && !pgdata.swapPending && pgdata.systemIdentifier) {
     const read = await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: pgdata.systemIdentifier });
     const auth = read.state?.replicationAuth;

@@ -43,6 +43,8 @@ export interface UpstreamProbe {
   applicationName: string;
   /** How long to keep trying, in seconds; 0 = one try. */
   patienceSeconds: number;
+  /** Where that patience comes from, for messages (default PGREPL_UPSTREAM_TIMEOUT). */
+  patienceFrom?: string;
   /** What it is to this node, for messages: its upstream (default), or a peer (PGREPL_PEERS). */
   label?: 'upstream' | 'peer';
 }
@@ -67,7 +69,7 @@ export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> 
       if (left <= 0) return { reachable: false, error: describe(err) };
       log.info(
         { upstream: where, attempt, error: describe(err) },
-        `waiting for the upstream ${where}: not reachable yet; next try in ${(delay / 1000).toFixed(1)} s (${left} s left of PGREPL_UPSTREAM_TIMEOUT)`,
+        `waiting for the upstream ${where}: not reachable yet; next try in ${(delay / 1000).toFixed(1)} s (${left} s left of ${p.patienceFrom ?? 'PGREPL_UPSTREAM_TIMEOUT'})`,
       );
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
       delay = Math.min(delay * 2, 10_000);

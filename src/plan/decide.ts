@@ -27,6 +27,9 @@
  *                         |                                  | move aside and clone
  *   another major, not a  | refuse, touch nothing            | refuse, touch nothing
  *   cluster, unusable     |                                  |
+ *   missing or empty, a   | refuse, touch nothing            | refuse, touch nothing
+ *   cluster beside it in  |                                  |
+ *   its volume (18+)      |                                  |
  *
  * A build half moved in from the swap directory is finished first, then treated as the cluster
  * it is. Data is never deleted: what cannot be kept in place is moved aside inside PGDATA.
@@ -111,6 +114,17 @@ export function decide(obs: Observation, intent: Intent): Plan {
         'not a cluster',
         `${P} is not empty and holds no PostgreSQL cluster (found: ${found.entries.slice(0, 5).join(', ')}${found.entries.length > 5 ? ', ...' : ''}): point PGDATA at an empty subdirectory of the volume (e.g. PGDATA=${intent.pgdata}/pgdata); nothing was changed`,
       );
+    case 'missing':
+    case 'empty': {
+      const stray = obs.strayClusters?.[0];
+      if (stray) {
+        return refuse(
+          'cluster beside PGDATA',
+          `${P} is ${found.kind}, but ${stray.path} in the same volume holds a PostgreSQL ${stray.major} cluster (up to 17 the volume held the cluster itself, mounted at /var/lib/postgresql/data; from 18 on it is mounted at /var/lib/postgresql with PGDATA in <major>/docker): run the image of PostgreSQL ${stray.major} on this volume, or upgrade that cluster into ${P} with pg_upgrade; to start a new cluster anyway, move it out of the volume; nothing was changed`,
+        );
+      }
+      break;
+    }
     case 'cluster':
       if (found.major !== obs.binariesMajor) {
         return refuse(

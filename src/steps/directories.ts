@@ -52,13 +52,28 @@ async function chownTree(dir: string, user: PasswdEntry): Promise<void> {
 }
 
 /**
+ * mkdir -p, with `mode` for `path` itself only: ancestors it has to create get 0755, as mkdir -p
+ * gives them. (Node's recursive mkdir gives every level the same mode, and a 0700 parent made by
+ * root locks the postgres user out: PostgreSQL 18's PGDATA, /var/lib/postgresql/18/docker, sits
+ * two levels inside the volume.)
+ */
+async function makeDirectory(path: string, mode: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(path, { mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/**
  * Creates `path` with `mode`, owned by `owner` when running as root. `contents: false` chowns the
  * directory itself only: the WAL archive grows to thousands of files and may be shared by the
  * nodes of a cluster (a volume on NFS), and archive-wal only ever adds new files to it.
  */
 async function ensureDir(name: string, path: string, mode: number, owner: PasswdEntry | undefined, remedy: string, contents = true) {
   try {
-    await mkdir(path, { recursive: true, mode });
+    await makeDirectory(path, mode);
     if (owner && contents) await chownTree(path, owner);
     else if (owner) await chown(path, owner.uid, owner.gid);
     const st = await stat(path);
@@ -86,7 +101,7 @@ export async function prepareDirectories(ctx: StepContext): Promise<void> {
   // The socket directory is shared by every server on the machine: sticky and group-writable,
   // as in the official image; only its top is ours to own.
   try {
-    await mkdir(socketDir, { recursive: true, mode: 0o3775 });
+    await makeDirectory(socketDir, 0o3775);
     if (owner) {
       await chown(socketDir, owner.uid, owner.gid);
       await chmod(socketDir, 0o3775);

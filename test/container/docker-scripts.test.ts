@@ -1,18 +1,21 @@
 /**
- * The seed README's walkthrough through the docker/ scripts, with the podman CLI
- * (PGREPL_CONTAINER_CLI=podman) on a user-defined network (podman has no --link): a primary,
- * two standbys and a cascade; data on all; the primary killed; a standby promoted; the cascade
- * following; the orphan standby re-pointed with follow.sh.
+ * The seed README's walkthrough through the docker/ scripts, with the podman CLI: a primary, two
+ * standbys and a cascade; data on all; a standby removed and run again on its volume; the primary
+ * killed; a standby promoted; the cascade following; the orphan standby re-pointed with
+ * follow.sh. It runs three times:
+ *   - PostgreSQL 15 on a user-defined network (PGREPL_NETWORK, what the README recommends);
+ *   - PostgreSQL 18, whose image keeps PGDATA in /var/lib/postgresql/18/docker under a volume at
+ *     /var/lib/postgresql: the scripts must mount their volumes there;
+ *   - PostgreSQL 15 with --link, as docker-pgrepl did. podman has no --link, so the container CLI
+ *     is fixtures/podman-with-links.sh: podman, with each --link turned into what Docker's legacy
+ *     links give a container (the linked address as ALIAS_PORT_5432_TCP_ADDR etc., and hosts
+ *     entries).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONTAINERS_CONF, IMAGE, podman, psql, ROOT, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
-
-const tag = `ds${randomBytes(3).toString('hex')}`;
-const [n1, n2, n3, n4] = [1, 2, 3, 4].map((i) => `${tag}n${i}`) as [string, string, string, string];
-const network = `${tag}-net`;
+import { CONTAINERS_CONF, IMAGE, imageFor, logs, podman, podmanOk, psql, ROOT, rows, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
 
 interface Run {
   code: number | null;
@@ -20,55 +23,73 @@ interface Run {
   stderr: string;
 }
 
-function script(name: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const full: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: '/root',
-    CONTAINERS_CONF,
-    PGREPL_CONTAINER_CLI: 'podman',
-    PGREPL_IMAGE: IMAGE,
-    PGREPL_NETWORK: network,
-    POSTGRES_PASSWORD: SUPERUSER_PASSWORD,
-    PGREPL_TOKEN: TOKEN,
-  };
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) delete full[k];
-    else full[k] = v;
-  }
-  return new Promise((resolve) => {
-    const child = spawn('bash', [join(ROOT, 'docker', name), ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+interface Mode {
+  title: string;
+  image: string;
+  /** Where the scripts must mount each node's volume: the image's VOLUME. */
+  volumeAt: string;
+  links: boolean;
 }
 
-async function count(name: string): Promise<number> {
-  return Number(await psql(name, 'SELECT count(*) FROM walk'));
-}
+const MODES: Mode[] = [
+  { title: 'PostgreSQL 15 on a user-defined network', image: IMAGE, volumeAt: '/var/lib/postgresql/data', links: false },
+  { title: 'PostgreSQL 18 (its volume layout) on a user-defined network', image: imageFor(18), volumeAt: '/var/lib/postgresql', links: false },
+  { title: 'PostgreSQL 15 with --link (legacy)', image: IMAGE, volumeAt: '/var/lib/postgresql/data', links: true },
+];
 
-async function eventuallyCount(name: string, n: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await count(name)) === n) return;
-    } catch {
-      // not replicated yet
+describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, links }) => {
+  const tag = `ds${randomBytes(3).toString('hex')}`;
+  const [n1, n2, n3, n4] = [1, 2, 3, 4].map((i) => `${tag}n${i}`) as [string, string, string, string];
+  const network = `${tag}-net`;
+
+  function script(name: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+    const full: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: '/root',
+      CONTAINERS_CONF,
+      PGREPL_CONTAINER_CLI: links ? join(ROOT, 'test', 'container', 'fixtures', 'podman-with-links.sh') : 'podman',
+      PGREPL_IMAGE: image,
+      POSTGRES_PASSWORD: SUPERUSER_PASSWORD,
+      PGREPL_TOKEN: TOKEN,
+    };
+    if (!links) full.PGREPL_NETWORK = network;
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete full[k];
+      else full[k] = v;
     }
-    if (Date.now() > deadline) throw new Error(`${name} never had ${n} rows`);
-    await new Promise((r) => setTimeout(r, 300));
+    return new Promise((resolve) => {
+      const child = spawn('bash', [join(ROOT, 'docker', name), ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
   }
-}
 
-afterAll(async () => {
-  await podman(['rm', '-f', '-t', '0', n1, n2, n3, n4]);
-  await podman(['volume', 'rm', '-f', ...[n1, n2, n3, n4].map((n) => `pgrepl-${n}`)]);
-  await podman(['network', 'rm', '-f', network]);
-});
+  async function count(name: string): Promise<number> {
+    return Number(await psql(name, 'SELECT count(*) FROM walk'));
+  }
 
-describe('docker/ scripts with podman', () => {
+  async function eventuallyCount(name: string, n: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        if ((await count(name)) === n) return;
+      } catch {
+        // not replicated yet
+      }
+      if (Date.now() > deadline) throw new Error(`${name} never had ${n} rows`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+
+  afterAll(async () => {
+    await podman(['rm', '-f', '-t', '0', n1, n2, n3, n4]);
+    await podman(['volume', 'rm', '-f', ...[n1, n2, n3, n4].map((n) => `pgrepl-${n}`)]);
+    await podman(['network', 'rm', '-f', network]);
+  });
+
   it('refuse bad arguments and missing secrets, without printing a secret', async () => {
     expect((await script('primary.sh', [])).code).toBe(64);
     expect((await script('standby.sh', [n1])).code).toBe(64);
@@ -95,6 +116,25 @@ describe('docker/ scripts with podman', () => {
     const status = await script('status.sh', [n1, '--json']);
     expect(JSON.parse(status.stdout).standbys.map((s: { name: string }) => s.name).sort()).toEqual([n2, n3]);
     for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
+  });
+
+  it(`each node's named volume is mounted at the image's VOLUME (${volumeAt})`, async () => {
+    for (const n of [n1, n2, n3, n4]) {
+      const mounts = JSON.parse(await podmanOk(['container', 'inspect', '--format', '{{json .Mounts}}', n])) as { Name?: string; Destination: string }[];
+      expect(mounts.map((m) => `${m.Name}:${m.Destination}`)).toEqual([`pgrepl-${n}:${volumeAt}`]);
+    }
+  });
+
+  it('standby.sh again after rm, on the same volume: no copy, streaming again', async () => {
+    await podmanOk(['rm', '-f', '-t', '10', n3]);
+    const s = await script('standby.sh', [n1, n3]);
+    expect(s.code).toBe(0);
+    await waitReady(n3);
+    expect(rows(await logs(n3))).toEqual(['standby cluster × STANDBY']);
+    await psql(n1, 'INSERT INTO walk VALUES (10)');
+    await eventuallyCount(n3, 2);
+    await psql(n1, 'DELETE FROM walk WHERE v = 10');
+    await eventuallyCount(n3, 1);
   });
 
   it('the primary is killed; promote.sh promotes n2; the cascade n4 follows it', async () => {

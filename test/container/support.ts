@@ -15,8 +15,15 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const WORK = join(ROOT, '.tmp', 'container');
 export const CONTAINERS_CONF = process.env.CONTAINERS_CONF || join(WORK, 'containers.conf');
-/** The image under test; PG_MAJOR=15, the only major Debian bookworm has. */
-export const IMAGE = process.env.PGREPL_TEST_IMAGE || 'localhost/pgrepl-test:pg15';
+/**
+ * The majors the container tests build the image for, on stand-ins of Debian's packages: 15, the
+ * layout of 12-17 (PGDATA and VOLUME /var/lib/postgresql/data), and 18, the layout from 18 on
+ * (PGDATA /var/lib/postgresql/18/docker, VOLUME /var/lib/postgresql).
+ */
+export const MAJORS = [15, 18] as const;
+export const imageFor = (major: number) => `localhost/pgrepl-test:pg${major}`;
+/** The image most tests run: PostgreSQL 15. */
+export const IMAGE = process.env.PGREPL_TEST_IMAGE || imageFor(15);
 export const BASE_IMAGE = 'docker.io/library/postgres:15';
 export const PGDATA = '/var/lib/postgresql/data';
 
@@ -77,27 +84,29 @@ function runLogged(cmd: string, args: string[], log: string): Promise<void> {
 
 /**
  * Builds the stand-in base images (cached: the script skips what is up to date) and the image
- * under test from the repository's Dockerfile, as the README tells users to, with only what a
- * registry-less machine needs on top: the stand-ins, PG_MAJOR=15, the host's network for npm.
+ * under test from the repository's Dockerfile for each of MAJORS, as the README tells users to,
+ * with only what a registry-less machine needs on top: the stand-ins, the host's network for npm.
  * The previous image of the same tag is removed once nothing names it any more.
  */
 export async function buildImage(): Promise<{ standInsMs: number; imageMs: number }> {
   let t = Date.now();
-  await runLogged('bash', [join(ROOT, 'scripts', 'container', 'stand-ins.sh')], join(WORK, 'stand-ins.log'));
+  await runLogged('bash', [join(ROOT, 'scripts', 'container', 'stand-ins.sh'), ...MAJORS.map(String)], join(WORK, 'stand-ins.log'));
   const standInsMs = Date.now() - t;
-  const previous = (await podman(['image', 'inspect', '--format', '{{.Id}}', IMAGE])).stdout.trim();
   t = Date.now();
-  await runLogged(
-    'podman',
-    ['build', '--pull=never', '--format', 'docker', '--network', 'host', '--build-arg', 'PG_MAJOR=15', '-t', IMAGE, ROOT],
-    join(WORK, 'build-image.log'),
-  );
-  const imageMs = Date.now() - t;
-  if (previous) {
-    const tags = await podman(['image', 'inspect', '--format', '{{len .RepoTags}}', previous]);
-    if (tags.code === 0 && tags.stdout.trim() === '0') await podman(['rmi', previous]);
+  for (const major of MAJORS) {
+    const image = major === 15 ? IMAGE : imageFor(major);
+    const previous = (await podman(['image', 'inspect', '--format', '{{.Id}}', image])).stdout.trim();
+    await runLogged(
+      'podman',
+      ['build', '--pull=never', '--format', 'docker', '--network', 'host', '--build-arg', `PG_MAJOR=${major}`, '-t', image, ROOT],
+      join(WORK, `build-image-${major}.log`),
+    );
+    if (previous) {
+      const tags = await podman(['image', 'inspect', '--format', '{{len .RepoTags}}', previous]);
+      if (tags.code === 0 && tags.stdout.trim() === '0') await podman(['rmi', previous]);
+    }
   }
-  return { standInsMs, imageMs };
+  return { standInsMs, imageMs: Date.now() - t };
 }
 
 /** Names and labels for what one test file creates, and their removal. */

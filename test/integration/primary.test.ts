@@ -41,7 +41,8 @@ function start(env: Record<string, string> = {}, node?: string) {
 
 beforeAll(() => {
   dir = scratchDir();
-  pgdata = join(dir, 'data');
+  // PostgreSQL 18's layout: PGDATA two levels inside the volume, both created by the entrypoint.
+  pgdata = join(dir, 'volume', '15', 'docker');
   initdb = join(dir, 'initdb.d');
   writeInitScripts(initdb);
 });
@@ -83,9 +84,11 @@ describe('a primary', () => {
     });
   });
 
-  it('runs as postgres, owns PGDATA with mode 0700, and left no staging directory', () => {
+  it('runs as postgres, owns PGDATA with mode 0700 (the parents it made: 0755), and left no staging directory', () => {
     const st = statSync(pgdata);
     expect(st.mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'volume', '15')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(dir, 'volume')).mode & 0o777).toBe(0o755);
     const postgresUid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
     expect(st.uid).toBe(postgresUid);
     const pid = readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]!;

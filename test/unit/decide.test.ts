@@ -48,6 +48,20 @@ describe('PRIMARY rows', () => {
     expect(steps(decide(obs({ kind: 'empty' }), { ...primary, hasPostgresPassword: false, hostAuthMethod: 'trust' }))).toEqual(FIRST_BOOT);
   });
 
+  it('missing or empty PGDATA with a cluster beside it in its volume (18+ layout): refused, for both roles', () => {
+    const stray = { strayClusters: [{ path: '/var/lib/postgresql', major: '17' }] };
+    for (const kind of ['missing', 'empty'] as const) {
+      for (const intent of [primary, { ...primary, role: 'STANDBY' as const, upstream: undefined }]) {
+        const p = decide(obs({ kind }, stray), { ...intent, pgdata: '/var/lib/postgresql/18/docker' });
+        expect(p.row).toBe('cluster beside PGDATA');
+        expect(refusal(p)).toBe(
+          `PGDATA=/var/lib/postgresql/18/docker is ${kind}, but /var/lib/postgresql in the same volume holds a PostgreSQL 17 cluster (up to 17 the volume held the cluster itself, mounted at /var/lib/postgresql/data; from 18 on it is mounted at /var/lib/postgresql with PGDATA in <major>/docker): run the image of PostgreSQL 17 on this volume, or upgrade that cluster into PGDATA=/var/lib/postgresql/18/docker with pg_upgrade; to start a new cluster anyway, move it out of the volume; nothing was changed`,
+        );
+      }
+    }
+    expect(steps(decide(obs({ kind: 'empty' }, { strayClusters: [] }), primary))).toEqual(FIRST_BOOT);
+  });
+
   it('an interrupted initdb: discards only the staging copy, then initdb again', () => {
     const p = decide(obs({ kind: 'interrupted-build', build: 'init', staging: '.pgrepl-staging-init' }), primary);
     expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', ...FIRST_BOOT.slice(1)]);
