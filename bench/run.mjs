@@ -626,6 +626,12 @@ function report(ctx, results, startedAt, loadStart) {
       'the bundle\'s own `pg_ctl -w` calls (temporary server, first boot) are part of its time.',
   );
   L.push('');
+  // The image size is measured by bench/image-size.mjs (it needs the container images); its last
+  // result is carried over here so that RESULTS.md has both.
+  L.push('## Image size', '', '<!-- image-size:start -->');
+  const image = join(HERE, 'RESULTS-image.md');
+  L.push(existsSync(image) ? readFileSync(image, 'utf8').replace(/^# Image size\n\n/, '').trimEnd() : 'Not measured yet: `npm run test:container`, then `npm run bench:image`.');
+  L.push('<!-- image-size:end -->', '');
   writeFileSync(OUT, L.join('\n'));
   return verdicts;
 }

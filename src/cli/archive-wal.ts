@@ -125,7 +125,7 @@ export const archiveWalCommand: Command = {
   summary: "archive_command (%p %f): copy a WAL file into the archive, atomically, never over a different one",
   usage: USAGE,
   async run(args) {
-    const a = parseArgs(args, { values: ['dir'] }, USAGE);
+    const a = parseArgs(args, { values: ['dir'], positional: 2 }, USAGE);
     if (a.positional.length !== 2) throw new UserError(`archive-wal needs WALPATH and WALNAME (%p %f); usage: ${USAGE}`, EXIT_USAGE);
     const [path, name] = a.positional as [string, string];
     checkWalName(name, USAGE);

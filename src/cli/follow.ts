@@ -24,7 +24,7 @@ export const follow: Command = {
   summary: 'point this standby at another upstream, without re-cloning; kept across restarts',
   usage: USAGE,
   async run(args) {
-    const a = parseArgs(args, { flags: ['json'] }, USAGE);
+    const a = parseArgs(args, { flags: ['json'], positional: 1 }, USAGE);
     if (a.positional.length !== 1) throw new UserError(`follow needs exactly one HOST[:PORT]; usage: ${USAGE}`, EXIT_USAGE);
     let target;
     try {

@@ -24,8 +24,12 @@ export interface ParsedArgs {
   positional: string[];
 }
 
-/** Parses `--flag`, `--name VALUE`/`--name=VALUE` and positionals; unknown options are errors. */
-export function parseArgs(args: string[], spec: { flags?: string[]; values?: string[] }, usage: string): ParsedArgs {
+/**
+ * Parses `--flag`, `--name VALUE`/`--name=VALUE` and positionals; unknown options are errors, and
+ * so are positionals for a command that takes none (no `spec.positional`): a mistyped command must
+ * not quietly do something else.
+ */
+export function parseArgs(args: string[], spec: { flags?: string[]; values?: string[]; /** How many the command takes (it checks them). */ positional?: number }, usage: string): ParsedArgs {
   const out: ParsedArgs = { flags: new Set(), values: new Map(), positional: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -41,6 +45,9 @@ export function parseArgs(args: string[], spec: { flags?: string[]; values?: str
       out.values.set(name, v);
     } else throw new UserError(`unknown option ${a}; usage: ${usage}`, EXIT_USAGE);
   }
+  // Commands that take positionals check their number themselves, with their own message.
+  const extra = spec.positional === undefined ? out.positional : [];
+  if (extra.length > 0) throw new UserError(`unexpected argument "${extra[0]}"; usage: ${usage}`, EXIT_USAGE);
   return out;
 }
 

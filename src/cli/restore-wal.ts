@@ -34,7 +34,7 @@ export const restoreWalCommand: Command = {
   summary: 'restore_command (%f %p): copy a WAL file from the archive; exit 1 if it has none',
   usage: USAGE,
   async run(args) {
-    const a = parseArgs(args, { values: ['dir'] }, USAGE);
+    const a = parseArgs(args, { values: ['dir'], positional: 2 }, USAGE);
     if (a.positional.length !== 2) throw new UserError(`restore-wal needs WALNAME and DESTPATH (%f %p); usage: ${USAGE}`, EXIT_USAGE);
     const [name, dest] = a.positional as [string, string];
     checkWalName(name, USAGE);

@@ -2,10 +2,11 @@
  * The seed README's walkthrough through the docker/ scripts, with the podman CLI: a primary, two
  * standbys and a cascade; data on all; a standby removed and run again on its volume; the primary
  * killed; a standby promoted; the cascade following; the orphan standby re-pointed with
- * follow.sh. It runs three times:
+ * follow.sh. It runs once per major and mode:
  *   - PostgreSQL 15 on a user-defined network (PGREPL_NETWORK, what the README recommends);
  *   - PostgreSQL 18, whose image keeps PGDATA in /var/lib/postgresql/18/docker under a volume at
- *     /var/lib/postgresql: the scripts must mount their volumes there;
+ *     /var/lib/postgresql: the scripts must mount their volumes there (and any other major in
+ *     PGREPL_TEST_PG_MAJORS, see support.ts);
  *   - PostgreSQL 15 with --link, as docker-pgrepl did. podman has no --link, so the container CLI
  *     is fixtures/podman-with-links.sh: podman, with each --link turned into what Docker's legacy
  *     links give a container (the linked address as ALIAS_PORT_5432_TCP_ADDR etc., and hosts
@@ -15,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONTAINERS_CONF, IMAGE, imageFor, logs, podman, podmanOk, psql, ROOT, rows, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
+import { CONTAINERS_CONF, IMAGE, imageFor, logs, MAJORS, podman, podmanOk, psql, ROOT, rows, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
 
 interface Run {
   code: number | null;
@@ -31,10 +32,12 @@ interface Mode {
   links: boolean;
 }
 
+const volumeAt = (major: number) => (major >= 18 ? '/var/lib/postgresql' : '/var/lib/postgresql/data');
 const MODES: Mode[] = [
-  { title: 'PostgreSQL 15 on a user-defined network', image: IMAGE, volumeAt: '/var/lib/postgresql/data', links: false },
-  { title: 'PostgreSQL 18 (its volume layout) on a user-defined network', image: imageFor(18), volumeAt: '/var/lib/postgresql', links: false },
-  { title: 'PostgreSQL 15 with --link (legacy)', image: IMAGE, volumeAt: '/var/lib/postgresql/data', links: true },
+  ...MAJORS.map((major) => ({
+    title: `PostgreSQL ${major} on a user-defined network`, image: major === 15 ? IMAGE : imageFor(major), volumeAt: volumeAt(major), links: false,
+  })),
+  { title: 'PostgreSQL 15 with --link (legacy)', image: IMAGE, volumeAt: volumeAt(15), links: true },
 ];
 
 describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, links }) => {
