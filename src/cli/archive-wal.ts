@@ -90,26 +90,30 @@ export async function archiveWal(source: string, name: string, dir: string): Pro
   const tmp = join(dir, `.${name}.pgrepl-tmp-${randomBytes(6).toString('hex')}`);
   const src = await open(source, 'r');
   try {
-    const out = await open(tmp, 'wx', 0o600);
     try {
-      const buf = Buffer.alloc(1 << 20);
-      for (;;) {
-        const { bytesRead } = await src.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        await out.write(buf, 0, bytesRead);
+      const out = await open(tmp, 'wx', 0o600);
+      try {
+        const buf = Buffer.alloc(1 << 20);
+        for (;;) {
+          const { bytesRead } = await src.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          await out.write(buf, 0, bytesRead);
+        }
+        await out.sync();
+      } finally {
+        await out.close();
       }
-      await out.sync();
+      try {
+        await link(tmp, target); // fails if the name exists: never replaces a file
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // Someone archived this name meanwhile: fine if it is the same file.
+        if (!(await sameContent(tmp, target))) throw conflict(target);
+        return 'already archived';
+      }
     } finally {
-      await out.close();
-    }
-    try {
-      await link(tmp, target); // fails if the name exists: never replaces a file
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // Someone archived this name meanwhile: fine if it is the same file.
-      if (!(await sameContent(tmp, target))) throw conflict(target);
-      return 'already archived';
-    } finally {
+      // Also after a failed copy (the archive's disk full): PostgreSQL retries, and a partial
+      // copy left behind on every try would keep the disk full.
       await rm(tmp, { force: true });
     }
     await fsyncDir(dir);

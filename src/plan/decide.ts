@@ -13,7 +13,9 @@
  *                         | changed, start                   | newer timeline: rewind (else move aside
  *                         |                                  | and clone), follow. Promoted while it
  *                         |                                  | ran as a standby: stays a primary.
- *                         |                                  | Otherwise refuse.
+ *                         |                                  | Rewound already (a start killed
+ *                         |                                  | after pg_rewind): standby config,
+ *                         |                                  | start. Otherwise refuse.
  *   a standby's cluster   | promote on start (new timeline), | keep the data, rewrite the upstream,
  *                         | start writable                   | start (rewind first if the upstream
  *                         |                                  | moved to a newer timeline)
@@ -428,6 +430,17 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
             : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster: move it aside (kept) and clone`
       }, then follow`,
       steps: [...prepare(obs), ...finishSwap(found), ...rewindOrReclone(), ...slot, ...START_STANDBY],
+    };
+  }
+  // A start killed after pg_rewind finished but before it wrote the standby configuration:
+  // pg_rewind leaves the upstream's control file (its timeline, state "in archive recovery") and
+  // a backup label, and no standby.signal. A primary that ran never has that state; finish the
+  // start that was interrupted (no rewind again: pg_rewind refuses a cluster not shut down).
+  if (u.timeline === found.timeline && found.state === 'in archive recovery') {
+    return {
+      row: 'rewound × STANDBY',
+      why: `${P} holds a cluster rewound to ${U}'s timeline ${u.timeline} (in archive recovery, no standby configuration yet: the start that rewound it was interrupted): keep the data, write the standby configuration, start; no copy`,
+      steps: [...prepare(obs), ...finishSwap(found), ...slot, ...START_STANDBY],
     };
   }
   if (obs.lastRole === 'STANDBY') {

@@ -12,7 +12,8 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
 import { readControlData } from '../../src/observe/control-file.js';
-import { isInRecovery, standbyOf, waitFor, waitForRows } from '../support/cluster.js';
+import { isInRecovery, standbyOf, streamingTo, waitFor, waitForRows } from '../support/cluster.js';
+import { processesOf, stopAllNodes } from '../support/process-group.js';
 import { PG_PATH, testEnv } from '../support/env.js';
 import { identifySystem, query, removeScratch, runBundle, runCommand as cli, scratchDir, TestNode, type NodeOptions, type RunResult } from '../support/node.js';
 
@@ -109,28 +110,6 @@ function bytesUnder(root: string): number {
 }
 
 /**
- * Processes that belong to a node: their command line or environment names its PGDATA (postgres
- * inherits PGDATA; pg_basebackup is given a directory inside it). Read from /proc, as root.
- */
-function processesOf(pgdataPrefix: string): { pid: number; ppid: number; state: string; cmd: string }[] {
-  const found: { pid: number; ppid: number; state: string; cmd: string }[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      const env = readFileSync(`/proc/${e}/environ`, 'utf8').split('\0');
-      // "pid (comm) state ppid ...": a zombie (Z) has done all it will ever do.
-      const [, state = '?', ppid = '0'] = /\) (\S) (\d+)/.exec(readFileSync(`/proc/${e}/stat`, 'utf8')) ?? [];
-      if (state === 'Z') continue;
-      if (cmd.includes(pgdataPrefix) || env.some((v) => v.startsWith(`PGDATA=${pgdataPrefix}`))) found.push({ pid: Number(e), ppid: Number(ppid), state, cmd });
-    } catch {
-      // gone, or a kernel thread
-    }
-  }
-  return found;
-}
-
-/**
  * PATH with the real pg_basebackup throttled to ~40 MB/s first, so that a clone lasts a few
  * seconds whatever the machine: long enough to look at it and interrupt it midway. The stand-in
  * execs, so pg_basebackup is still the process the entrypoint started (and --version still
@@ -156,12 +135,6 @@ async function slot(port: number, name: string): Promise<{ active: boolean } | u
   return (await query<{ active: boolean }>(port, 'SELECT active FROM pg_replication_slots WHERE slot_name = $1', [name]))[0];
 }
 
-/** The primary sees this standby streaming (pg_stat_replication, by application_name). */
-async function streamingTo(primary: number, standbyPort: number): Promise<boolean> {
-  const r = await query<{ state: string }>(primary, 'SELECT state FROM pg_stat_replication WHERE application_name = $1', [`node_${standbyPort}`]);
-  return r[0]?.state === 'streaming';
-}
-
 async function sumOf(port: number, table: string): Promise<{ n: number; s: string }> {
   return (await query<{ n: number; s: string }>(port, `SELECT count(*)::int AS n, sum(id)::text AS s FROM ${table}`))[0]!;
 }
@@ -171,30 +144,8 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  const problems: string[] = [];
-  for (const [port, n] of [...nodes]) {
-    // A clean stop first; a node that does not stop in time is killed with its whole group.
-    const stopped = await Promise.race([n.stop('SIGINT').then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 30_000))]);
-    if (!stopped) {
-      problems.push(`node ${port} did not stop on SIGINT within 30 s`);
-      await n.killGroup();
-    }
-    nodes.delete(port);
-  }
   // Nothing may outlive the tests: no postgres, no pg_basebackup, no temporary server.
-  let left: ReturnType<typeof processesOf> = [];
-  try {
-    await waitFor('no process left', async () => (left = processesOf(dir)).length === 0, 10_000);
-  } catch {
-    for (const p of left) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    problems.push(`processes left behind: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}`);
-  }
+  const problems = await stopAllNodes(nodes, dir);
   removeScratch(dir);
   if (problems.length) throw new Error(problems.join('\n'));
 });

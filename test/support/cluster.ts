@@ -32,3 +32,9 @@ export function waitForRows(port: number, table: string, count: number, timeoutM
 export async function isInRecovery(port: number): Promise<boolean> {
   return (await query<{ r: boolean }>(port, 'SELECT pg_is_in_recovery() AS r'))[0]!.r;
 }
+
+/** The primary sees this standby streaming (pg_stat_replication, by application_name node_PORT). */
+export async function streamingTo(primary: number, standbyPort: number): Promise<boolean> {
+  const r = await query<{ state: string }>(primary, 'SELECT state FROM pg_stat_replication WHERE application_name = $1', [`node_${standbyPort}`]);
+  return r[0]?.state === 'streaming';
+}

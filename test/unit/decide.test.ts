@@ -224,6 +224,25 @@ describe('STANDBY rows', () => {
     expect(refusal(p)).toMatch(/holds a primary on timeline 2 and PGREPL_ROLE=STANDBY, but the upstream .* is not on a newer timeline \(2\)/);
   });
 
+  it('a former primary rewound to the upstream\'s timeline, its start killed before the standby config: a standby, no copy', () => {
+    // What pg_rewind leaves: the upstream's control file (timeline 2, in archive recovery), no
+    // standby.signal; the state file is the upstream's copy (ignored: no lastRole).
+    const rewound = cluster({ timeline: 2, state: 'in archive recovery' });
+    const p = decide(sobs(rewound, { upstream: up({ timeline: 2 }) }), standby);
+    expect(p.row).toBe('rewound × STANDBY');
+    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START]);
+    expect('steps' in p && p.steps.find((s) => s.do === 'write-settings')).toEqual({ do: 'write-settings', as: 'STANDBY' });
+    expect(p.why).toMatch(/^PGDATA=\/data holds a cluster rewound to the upstream pg1:5432 \(PGREPL_MASTER_IP\)'s timeline 2 .*: keep the data, write the standby configuration, start; no copy$/);
+    // Even if a state file said it last ran as a standby: it never ran as a primary since.
+    expect(decide(sobs(rewound, { upstream: up({ timeline: 2 }), lastRole: 'STANDBY' }), standby).row).toBe('rewound × STANDBY');
+    // A primary that ran (crashed or shut down) on the upstream's timeline is still refused.
+    for (const state of ['in production', 'shut down'] as const) {
+      expect(refusal(decide(sobs(cluster({ timeline: 2, state }), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby))).toMatch(/nothing newer to follow/);
+    }
+    // The upstream moved on to a newer timeline meanwhile: rewind again, as for any former primary.
+    expect(steps(decide(sobs(rewound, { upstream: up({ timeline: 3 }) }), standby))).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+  });
+
   it('a standby promoted while running (pg_ctl promote), env unchanged: stays a primary', () => {
     for (const upstream of [up({ timeline: 1 }), down]) {
       const p = decide(sobs(cluster({ timeline: 2 }), { upstream, lastRole: 'STANDBY' }), standby);
