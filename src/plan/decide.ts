@@ -234,7 +234,11 @@ function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | un
       `${P} holds a standby that was fenced into following ${hostPort(obs.fenced)} instead of coming up writable as a PRIMARY: it stays a standby (promote it with pgrepl promote, or set PGREPL_ROLE=STANDBY), following ${hostPort(peer.target)}${peer === recorded ? '' : ', the newest primary among its peers'}`);
   }
 
-  const follows = newest && (found.standby ? newest.found.timeline >= t : newest.found.timeline > t);
+  // A rejoin killed after its pg_rewind finished left the peer's control file (its timeline, "in
+  // archive recovery") and no standby.signal: not a primary of that timeline, but this node
+  // half-way into following it (see 'rewound × STANDBY').
+  const rewoundTo = (p: PeerFound) => !found.standby && found.state === 'in archive recovery' && p.found.timeline === t;
+  const follows = newest && (found.standby ? newest.found.timeline >= t : newest.found.timeline > t || rewoundTo(newest));
   if (newest && follows) {
     const peer = hostPort(newest.target);
     const theirs = `timeline ${newest.found.timeline}`;

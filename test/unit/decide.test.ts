@@ -338,6 +338,17 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     }
   });
 
+  it('a rejoin killed after its pg_rewind (the peer\'s timeline, in archive recovery, no standby.signal): finishes it, no second rewind', () => {
+    const rewound = cluster({ timeline: 2, state: 'in archive recovery' });
+    const p = decide(pobs(rewound, [peer(5433, { timeline: 2 })]), primary);
+    expect(p.row).toBe('fenced × PRIMARY');
+    expect(p.why).toMatch(/: PGDATA=\/data holds a cluster rewound to .*: keep the data, write the standby configuration, start; no copy$/);
+    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(writeAs(p)).toEqual({ do: 'write-settings', as: 'STANDBY' });
+    expect(fencedTo(p)).toMatchObject({ port: 5433 });
+    expect(refusal(decide(pobs(rewound, [peer(5433, { timeline: 2 })]), { ...primary, fence: 'refuse' }))).toMatch(/^PGREPL_FENCE=refuse: /);
+  });
+
   it('only a standby on a newer timeline answers: refused (the cluster failed over, its primary is out of reach)', () => {
     for (const inRecovery of [true, undefined]) {
       const p = decide(pobs(cluster({ timeline: 1 }), [silent(5432), peer(5433, { timeline: 2, inRecovery })]), primary);
