@@ -65,7 +65,9 @@ const why = `Almost all of it is the Node 24 binary (stripped); the bundle is un
 smaller than that would mean a custom build of Node (e.g. without ICU and the inspector), which
 the official node images do not ship; compressing the binary (UPX) would trade it for a
 decompression on every start of every \`pgrepl\` command (archive-wal runs once per WAL segment),
-and is not in Debian bookworm's main archive here to measure.`;
+and is not in Debian bookworm's main archive here to measure. Debian's own nodejs package would
+share ICU and OpenSSL with PostgreSQL (already in the image) and be far smaller, but it is at
+Node 24 only in forky/sid, while the official postgres images are built on bookworm and trixie.`;
 const measured = `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench:image\` (podman ${podman('--version').replace('podman version ', '')}).`;
 const text = `# Image size\n\n${measured}\n\n${table}\n\n${why}\n`;
 writeFileSync(join(root, 'bench', 'RESULTS-image.md'), text);
