@@ -33,6 +33,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { refreshSummary } from './summary.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -271,5 +272,6 @@ This is a measurement, not a test: the zero-loss property of synchronous replica
 by \`test/integration/sync.test.ts\`; nothing asserts the asynchronous counts.
 `;
 writeFileSync(OUT, report);
+if (!process.env.BENCH_OUT) refreshSummary(); // its headline in RESULTS.md
 say(`written to ${OUT}`);
 for (const line of summary) say(line);

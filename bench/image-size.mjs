@@ -3,11 +3,12 @@
 // compressed (the gzip'd layers a registry would store), and writes bench/RESULTS-image.md.
 // Needs the container test setup: `npm run test:container` builds the stand-in base images and
 // the images (localhost/pgrepl-test:pg15, :pg18); BENCH_PG_MAJORS="15 18" chooses the majors.
-// Also keeps the "Image size" section of bench/RESULTS.md up to date.
+// Its headline also goes into bench/RESULTS.md (bench/summary.mjs).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { refreshSummary } from './summary.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const env = { ...process.env, CONTAINERS_CONF: process.env.CONTAINERS_CONF || join(root, '.tmp', 'container', 'containers.conf') };
@@ -72,13 +73,5 @@ const measured = `Measured ${new Date().toISOString().slice(0, 10)} with \`npm r
 const text = `# Image size\n\n${measured}\n\n${table}\n\n${why}\n`;
 writeFileSync(join(root, 'bench', 'RESULTS-image.md'), text);
 
-// The same table in RESULTS.md, between its markers (bench/run.mjs writes them).
-const resultsFile = join(root, 'bench', 'RESULTS.md');
-const START = '<!-- image-size:start -->';
-const END = '<!-- image-size:end -->';
-const results = readFileSync(resultsFile, 'utf8');
-const section = `${START}\n${measured}\n\n${table}\n\n${why}\n${END}`;
-const i = results.indexOf(START);
-const j = results.indexOf(END);
-writeFileSync(resultsFile, i >= 0 && j > i ? results.slice(0, i) + section + results.slice(j + END.length) : `${results.trimEnd()}\n\n## Image size\n\n${section}\n`);
+refreshSummary(); // and its headline in RESULTS.md
 process.stdout.write(text);

@@ -43,6 +43,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { refreshSummary } from './summary.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -550,6 +551,7 @@ Run it with \`npm run build && node bench/load.mjs\` (as root; \`LOAD_SECONDS\`,
 non-zero only when something breaks or the sums differ.
 `;
   writeFileSync(OUT, text);
+  if (!process.env.BENCH_OUT) refreshSummary(); // its headline in RESULTS.md
   say(`written to ${OUT}`);
   for (const r of rows) say(r);
 }

@@ -39,6 +39,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { refreshSummary } from './summary.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -626,13 +627,9 @@ function report(ctx, results, startedAt, loadStart) {
       'the bundle\'s own `pg_ctl -w` calls (temporary server, first boot) are part of its time.',
   );
   L.push('');
-  // The image size is measured by bench/image-size.mjs (it needs the container images); its last
-  // result is carried over here so that RESULTS.md has both.
-  L.push('## Image size', '', '<!-- image-size:start -->');
-  const image = join(HERE, 'RESULTS-image.md');
-  L.push(existsSync(image) ? readFileSync(image, 'utf8').replace(/^# Image size\n\n/, '').trimEnd() : 'Not measured yet: `npm run test:container`, then `npm run bench:image`.');
-  L.push('<!-- image-size:end -->', '');
   writeFileSync(OUT, L.join('\n'));
+  // The other benchmarks' headlines (image size, load, durability), from their own reports.
+  refreshSummary(OUT);
   return verdicts;
 }
 
