@@ -9,6 +9,7 @@
  *   1. killed during bootstrap (init scripts running on the temporary server)
  *   2. killed during rewind (crash recovery in single-user mode; pg_rewind mid-copy; pg_rewind
  *      done but the standby configuration not yet written)
+ *   2b. the same last kill for a PRIMARY fenced into rejoining its peer (PGREPL_PEERS)
  *   3. a primary killed right after hand-over, under load
  *   4. a standby killed right after hand-over
  *   5. the upstream restarted while its standbys stream
@@ -163,6 +164,37 @@ function script(path: string, body: string): string {
   writeFileSync(path, `#!/bin/sh\n${body}`, { mode: 0o755 });
   chmodSync(path, 0o755);
   return path;
+}
+
+/**
+ * A pg_rewind that, the first time, blocks after its work is done (its marker then appears):
+ * holds a start at the moment pg_rewind has finished and the standby configuration is not yet
+ * written. Returns the marker and a PATH that puts this pg_rewind first.
+ */
+function blockingRewind(name: string): { marker: string; path: string } {
+  const marker = join(sharedDir(`${name}-markers`), 'rewound');
+  const shim = join(dir, `${name}-bin`);
+  mkdirSync(shim, { mode: 0o755 });
+  const real = join(testEnv.pgBin, 'pg_rewind');
+  script(join(shim, 'pg_rewind'), [
+    `case "$1" in --version|-V|--help|-\\?) exec ${real} "$@" ;; esac`,
+    `${real} "$@" || exit $?`,
+    `if [ ! -e '${marker}' ]; then echo done > '${marker}.tmp' && mv '${marker}.tmp' '${marker}'; exec sleep 600; fi`,
+    '',
+  ].join('\n'));
+  return { marker, path: `${shim}:${PG_PATH}` };
+}
+
+/**
+ * What a kill between the end of pg_rewind and the standby configuration leaves: the upstream's
+ * control file (its timeline, "in archive recovery") and a backup label, no standby.signal.
+ */
+async function expectRewoundOnly(port: number, timeline: number): Promise<void> {
+  const control = (await readControlData(pgdata(port)))!;
+  expect(control.state).toBe('in archive recovery');
+  expect(control.timeline).toBe(timeline);
+  expect(existsSync(join(pgdata(port), 'backup_label'))).toBe(true);
+  expect(existsSync(join(pgdata(port), 'standby.signal'))).toBe(false);
 }
 
 beforeAll(() => {
@@ -370,17 +402,8 @@ describe('2. a failed-over old primary killed while it is being rewound', () => 
   it('killed right after pg_rewind finished, before the standby configuration is written: becomes a standby', async () => {
     // The other way round: B crashes, A is promoted, B is rewound to follow A. A pg_rewind that
     // blocks after its work (the first time) holds the start at that moment.
-    const marker = join(sharedDir('rewind-markers'), 'rewound');
-    const shim = join(dir, 'rewind-bin');
-    mkdirSync(shim, { mode: 0o755 });
-    const real = join(testEnv.pgBin, 'pg_rewind');
-    script(join(shim, 'pg_rewind'), [
-      `case "$1" in --version|-V|--help|-\\?) exec ${real} "$@" ;; esac`,
-      `${real} "$@" || exit $?`,
-      `if [ ! -e '${marker}' ]; then echo done > '${marker}.tmp' && mv '${marker}.tmp' '${marker}'; exec sleep 600; fi`,
-      '',
-    ].join('\n'));
-    const bEnv = standbyOf(A, { PATH: `${shim}:${PG_PATH}`, PGREPL_UPSTREAM_TIMEOUT: '120' });
+    const { marker, path } = blockingRewind('rewind');
+    const bEnv = standbyOf(A, { PATH: path, PGREPL_UPSTREAM_TIMEOUT: '120' });
 
     const wb = writer(B, 't', 3_000_000);
     await wb.more(50);
@@ -401,11 +424,7 @@ describe('2. a failed-over old primary killed while it is being rewound', () => 
     expect(b.stderr).not.toMatch(/pg_rewind finished|handing over/);
     // Half-written: a complete rewind (A's control file, a backup label, WAL up to A's timeline
     // 3) without standby.signal or pgrepl.conf for it; the state file is A's copy.
-    const control = (await readControlData(pgdata(B)))!;
-    expect(control.state).toBe('in archive recovery');
-    expect(control.timeline).toBe(3);
-    expect(existsSync(join(pgdata(B), 'backup_label'))).toBe(true);
-    expect(existsSync(join(pgdata(B), 'standby.signal'))).toBe(false);
+    await expectRewoundOnly(B, 3);
 
     const again = await start(B, bEnv);
     expect(rowOf(again)).toBe('rewound × STANDBY');
@@ -421,6 +440,84 @@ describe('2. a failed-over old primary killed while it is being rewound', () => 
     await waitForAll(B, 't', acked);
     await stop(B);
     await stop(A);
+  }, 400_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('2b. a fenced old primary (PGREPL_PEERS, PGREPL_FENCE=rejoin) killed after its rejoin\'s pg_rewind finished', () => {
+  const A = 5640, B = 5641;
+  let acked: number[] = [];
+  let marker: string;
+  /** A's environment, the same at every start: a PRIMARY (the default role) with B as its peer; PGREPL_FENCE unset (rejoin). */
+  let aEnv: Record<string, string>;
+
+  beforeAll(() => {
+    const rewind = blockingRewind('fenced-rewind');
+    marker = rewind.marker;
+    aEnv = { PGREPL_PEERS: `127.0.0.1:${B}`, PATH: rewind.path };
+  });
+
+  it('fails over: A, with B as its peer, is killed; B, its standby, is promoted and takes writes', async () => {
+    await start(A, aEnv); // B is not there yet: nothing to fence against
+    await query(A, 'CREATE TABLE t (id int PRIMARY KEY)');
+    await start(B, standbyOf(A));
+    const w = writer(A, 't', 1);
+    await w.more(50);
+    acked = await w.stop();
+    await waitForAll(B, 't', acked);
+    await crash(A);
+    expect((await cli(opts(B), ['promote'])).stdout).toBe('promoted: now a primary on timeline 2\n');
+    const wb = writer(B, 't', 1_000_000);
+    await wb.more(50);
+    acked.push(...(await wb.stop()));
+  }, 400_000);
+
+  it('A restarted with the same environment rejoins B by pg_rewind; killed after pg_rewind finished, before the standby configuration is written', async () => {
+    const onA = writer(A, 't', 9_000_000); // tries to write to A all along: none may be acknowledged
+    const wb = writer(B, 't', 2_000_000);
+    const a = spawnNode(A, aEnv);
+    await poll('pg_rewind to finish', () => existsSync(marker), 170_000, a);
+    await crash(A);
+    acked.push(...(await wb.stop()));
+    expect(await onA.stop()).toEqual([]);
+    expect(rowOf(a)).toBe('fenced × PRIMARY');
+    expect(a.stderr).toMatch(/rewinding with pg_rewind/);
+    expect(a.stderr).not.toMatch(/pg_rewind finished|handing over/);
+    // Half-written: B's control file (timeline 2), not a primary of it, no standby configuration.
+    await expectRewoundOnly(A, 2);
+  }, 400_000);
+
+  it('restarted again with the same environment: B\'s standby without a second rewind and without a copy; it takes no write', async () => {
+    const onA = writer(A, 't', 9_000_000);
+    const wb = writer(B, 't', 3_000_000);
+    const a = await start(A, aEnv);
+    // Before the fix: refused as 'split brain × PRIMARY' (B's timeline was taken for A's own).
+    expect(rowOf(a)).toBe('fenced × PRIMARY');
+    const line = startLine(a)!;
+    expect(line.msg).toMatch(new RegExp(`but the peer 127\\.0\\.0\\.1:${B} is a primary of the same system on timeline 2: .*holds a cluster rewound to .*; no copy$`));
+    expect(line.steps).not.toEqual(expect.arrayContaining([expect.stringMatching(/rewind|clone|initdb|move-aside|promote/)]));
+    expect(a.stderr).not.toMatch(/rewinding with pg_rewind|pg_basebackup|cloning the upstream/);
+    expect(a.logs().some((l) => l.level === 40 && l.msg.startsWith(`fenced: this node follows 127.0.0.1:${B} as a standby`))).toBe(true);
+
+    expect(await isInRecovery(A)).toBe(true);
+    expect(await waitFor('A to stream from B', () => streamingTo(B, A))).toBe(true);
+    await wb.more(50);
+    acked.push(...(await wb.stop()));
+    await waitForAll(A, 't', acked);
+    await expect(query(A, 'INSERT INTO t VALUES (-1)')).rejects.toThrow(/read-only transaction/);
+    expect(await onA.stop()).toEqual([]);
+    expect(onA.failures).toBeGreaterThan(0);
+    expect(await missing(B, 't', acked)).toEqual([]);
+
+    // The fence is recorded: the next start keeps following B.
+    await stop(A);
+    const again = await start(A, aEnv);
+    expect(rowOf(again)).toBe('fenced standby × PRIMARY');
+    expect(again.stderr).not.toMatch(/rewinding with pg_rewind|pg_basebackup/);
+    expect(await isInRecovery(A)).toBe(true);
+    await stop(A);
+    await stop(B);
   }, 400_000);
 });
 
