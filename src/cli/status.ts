@@ -4,6 +4,7 @@ import type { Config } from '../config/env.js';
 import { readControlData } from '../observe/control-file.js';
 import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
+import { upstreamWalPosition } from '../postgres/replication.js';
 import { readNodeState } from '../state/node-state.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
 
@@ -11,7 +12,13 @@ export interface NodeStatus {
   role: 'primary' | 'standby';
   timeline: number;
   upstream: { host: string | null; port: number | null; status: string } | null;
+  /** A standby's own backlog: received but not yet replayed. */
   lag: { bytes: number; seconds: number } | null;
+  /**
+   * A standby's distance to its upstream: the upstream's WAL position (asked there) minus this
+   * node's replay position. null on a primary, or when the upstream cannot be asked.
+   */
+  behindUpstream?: { bytes: number } | null;
   standbys: { name: string; address: string | null; state: string; sync: string; replayLagBytes: number | null; replayLagSeconds: number | null }[];
   slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null }[];
   /** A standby configured as PRIMARY that fencing keeps following this peer (host:port). */
@@ -28,6 +35,21 @@ async function fencedTo(cfg: Config): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Asks the upstream the walreceiver is connected to (else the configured one) how far its WAL
+ * reaches, then this node how far it has replayed. Read one after the other, so a busy primary
+ * is a little ahead of the snapshot: a few kB under load is sampling skew.
+ */
+async function behindUpstream(cfg: Config, s: NodeStatus): Promise<{ bytes: number } | null> {
+  const target = s.upstream?.host && s.upstream.port ? { host: s.upstream.host, port: s.upstream.port } : cfg.upstream;
+  if (!target) return null;
+  const lsn = await upstreamWalPosition({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName });
+  if (!lsn) return null;
+  const bytes = await withNode(cfg, async (c) =>
+    Number((await c.query('SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::float8 AS b', [lsn])).rows[0].b));
+  return { bytes: Math.max(0, bytes) };
 }
 
 export async function readStatus(c: pg.Client): Promise<NodeStatus> {
@@ -69,6 +91,7 @@ function render(s: NodeStatus): string[] {
   if (s.upstream) lines.push(`upstream: ${s.upstream.host ?? '-'}:${s.upstream.port ?? '-'} (${s.upstream.status})`);
   if (s.fencedTo) lines.push(`fenced: configured as PRIMARY, kept a standby of ${s.fencedTo} (PGREPL_FENCE=rejoin); pgrepl promote makes it a primary`);
   if (s.lag) lines.push(`replay lag: ${s.lag.bytes} bytes, ${s.lag.seconds.toFixed(1)} s`);
+  if (s.behindUpstream !== undefined) lines.push(`behind upstream: ${s.behindUpstream ? `${s.behindUpstream.bytes} bytes` : 'unknown (the upstream cannot be asked)'}`);
   lines.push(s.standbys.length === 0 ? 'standbys: none' : 'standbys:');
   for (const d of s.standbys) {
     lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
@@ -88,6 +111,7 @@ export const status: Command = {
     const cfg = nodeConfig();
     const s = await withNode(cfg, readStatus);
     s.fencedTo = s.role === 'standby' && cfg.role === 'PRIMARY' ? await fencedTo(cfg) : null;
+    if (s.role === 'standby') s.behindUpstream = await behindUpstream(cfg, s);
     if (a.flags.has('json')) print(JSON.stringify(s));
     else render(s).forEach(print);
     return 0;

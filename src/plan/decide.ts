@@ -237,7 +237,7 @@ function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | un
   // A rejoin killed after its pg_rewind finished left the peer's control file (its timeline, "in
   // archive recovery") and no standby.signal: not a primary of that timeline, but this node
   // half-way into following it (see 'rewound × STANDBY').
-  const rewoundTo = (p: PeerFound) => !found.standby && found.state === 'in archive recovery' && p.found.timeline === t;
+  const rewoundTo = (p: { found: { timeline: number } }) => !found.standby && found.state === 'in archive recovery' && p.found.timeline === t;
   const follows = newest && (found.standby ? newest.found.timeline >= t : newest.found.timeline > t || rewoundTo(newest));
   if (newest && follows) {
     const peer = hostPort(newest.target);
@@ -249,7 +249,9 @@ function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | un
       );
     }
     return followPeer(obs, intent, newest, 'fenced × PRIMARY',
-      `${P} holds ${found.standby ? 'a standby' : 'a primary'} on ${here} and PGREPL_ROLE is PRIMARY, but the peer ${peer} is a primary of the same system on ${theirs}: ${found.standby ? 'promoting' : 'coming up writable'} would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of ${peer} instead`);
+      rewoundTo(newest)
+        ? `${P} holds a cluster rewound to the timeline ${t} of the peer ${peer}, a primary of the same system, by a rejoin that was interrupted, and PGREPL_ROLE is PRIMARY; PGREPL_FENCE=rejoin: it finishes becoming a standby of ${peer}`
+        : `${P} holds ${found.standby ? 'a standby' : 'a primary'} on ${here} and PGREPL_ROLE is PRIMARY, but the peer ${peer} is a primary of the same system on ${theirs}: ${found.standby ? 'promoting' : 'coming up writable'} would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of ${peer} instead`);
   }
 
   const sameTimeline = !found.standby && newest && newest.found.timeline === t ? newest : undefined;

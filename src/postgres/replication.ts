@@ -76,6 +76,17 @@ export function serverInRecovery(t: ReplicationTarget): Promise<boolean | undefi
   return asReplicationUser(t, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r);
 }
 
+/**
+ * How far the upstream's WAL reaches, as an LSN: a primary's current write position, a
+ * (cascading) standby's received position, which is what it can send on. Asked as pgrepl over an
+ * ordinary connection; undefined if that fails.
+ */
+export function upstreamWalPosition(t: ReplicationTarget): Promise<string | undefined> {
+  return asReplicationUser(t, async (c) =>
+    String((await c.query(`SELECT (CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+      ELSE pg_current_wal_lsn() END)::text AS lsn`)).rows[0]!.lsn));
+}
+
 /** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails. */
 async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
   const { Client } = await loadPg();

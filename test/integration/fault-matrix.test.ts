@@ -495,7 +495,7 @@ describe('2b. a fenced old primary (PGREPL_PEERS, PGREPL_FENCE=rejoin) killed af
     // Before the fix: refused as 'split brain × PRIMARY' (B's timeline was taken for A's own).
     expect(rowOf(a)).toBe('fenced × PRIMARY');
     const line = startLine(a)!;
-    expect(line.msg).toMatch(new RegExp(`but the peer 127\\.0\\.0\\.1:${B} is a primary of the same system on timeline 2: .*holds a cluster rewound to .*; no copy$`));
+    expect(line.msg).toMatch(new RegExp(`holds a cluster rewound to the timeline 2 of the peer 127\\.0\\.0\\.1:${B}, a primary of the same system, by a rejoin that was interrupted, .*: it finishes becoming a standby of 127\\.0\\.0\\.1:${B}: .*; no copy$`));
     expect(line.steps).not.toEqual(expect.arrayContaining([expect.stringMatching(/rewind|clone|initdb|move-aside|promote/)]));
     expect(a.stderr).not.toMatch(/rewinding with pg_rewind|pg_basebackup|cloning the upstream/);
     expect(a.logs().some((l) => l.level === 40 && l.msg.startsWith(`fenced: this node follows 127.0.0.1:${B} as a standby`))).toBe(true);

@@ -114,6 +114,27 @@ describe('replication', () => {
     expect((await cli(opts(A), ['health', '--bogus'])).code).toBe(64);
   });
 
+  it('status tells how far a standby is behind its upstream (asked there), not just its own backlog', async () => {
+    const behind = async (port: number) => {
+      const st = JSON.parse((await cli(opts(port), ['status', '--json'])).stdout) as { behindUpstream: { bytes: number } | null };
+      return st.behindUpstream;
+    };
+    await waitFor('C caught up with A', async () => (await behind(C))?.bytes === 0);
+    await waitFor('D (a cascade) caught up with B', async () => (await behind(D))?.bytes === 0);
+    await query(C, 'SELECT pg_wal_replay_pause()');
+    try {
+      await query(A, "INSERT INTO t SELECT 100 + g FROM generate_series(1, 1000) g; DELETE FROM t WHERE v > 100");
+      const paused = await behind(C);
+      expect(paused?.bytes).toBeGreaterThan(0);
+      expect((await cli(opts(C), ['status'])).stdout).toMatch(/^behind upstream: [1-9]\d* bytes$/m);
+    } finally {
+      await query(C, 'SELECT pg_wal_replay_resume()');
+    }
+    await waitFor('C caught up again', async () => (await behind(C))?.bytes === 0);
+    // On a primary there is no upstream to be behind.
+    expect(JSON.parse((await cli(opts(A), ['status', '--json'])).stdout).behindUpstream).toBeUndefined();
+  });
+
   it('a standby restarts on its own data: no copy, streaming again', async () => {
     const marker = statSync(join(dir, `n${C}`, 'PG_VERSION')).ino;
     await stop(C);
