@@ -27,134 +27,33 @@
  * Node ESM; needs the `pg` package from node_modules (npm ci). Run as root, as in a container: the
  * bundle drops to the postgres user itself.
  */
-import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { join, resolve } from 'node:path';
+import {
+  BENCH_DIR, cli, defineNode, findPgBin, intEnv, killGroup, makeScratchDir, median, pgClient, postgresVersion, query, ready,
+  requireBundleAndRoot, startNode, stopNode, waitFor,
+} from './nodes.mjs';
 import { refreshSummary } from './summary.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '..');
-const BUNDLE = join(ROOT, 'dist', 'pgrepl.cjs');
-const OUT = resolve(process.env.BENCH_OUT || join(HERE, 'RESULTS-durability.md'));
+const OUT = resolve(process.env.BENCH_OUT || join(BENCH_DIR, 'RESULTS-durability.md'));
 const PASSWORD = 'durability-password';
 const TOKEN = 'durability-token';
 
-const int = (name, dflt) => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a whole number >= 1`);
-  return n;
-};
-const RUNS = int('DUR_RUNS', 5);
-const CLIENTS = int('DUR_CLIENTS', 4);
-const KILL_AFTER = int('DUR_KILL_AFTER', 2000);
-const PRIMARY = int('DUR_PORT', 5707);
+const RUNS = intEnv('DUR_RUNS', 5);
+const CLIENTS = intEnv('DUR_CLIENTS', 4);
+const KILL_AFTER = intEnv('DUR_KILL_AFTER', 2000);
+const PRIMARY = intEnv('DUR_PORT', 5707);
 const STANDBY = PRIMARY + 1;
 
-function pgBin() {
-  if (process.env.BENCH_PG_BIN) return process.env.BENCH_PG_BIN;
-  const majors = readdirSync('/usr/lib/postgresql').filter((d) => existsSync(`/usr/lib/postgresql/${d}/bin/postgres`)).sort((a, b) => Number(b) - Number(a));
-  if (majors.length === 0) throw new Error('no PostgreSQL under /usr/lib/postgresql: install it or set BENCH_PG_BIN');
-  return `/usr/lib/postgresql/${majors[0]}/bin`;
-}
-const BIN = pgBin();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const BIN = findPgBin();
 const say = (msg) => process.stdout.write(msg + '\n');
 
-if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`);
-if (process.getuid?.() !== 0) throw new Error('run as root (the bundle drops to the postgres user, as in a container)');
+requireBundleAndRoot();
 
-function nodeEnv(pgdata, port, extra) {
-  return {
-    PATH: `${BIN}:/usr/local/bin:/usr/bin:/bin`, HOME: '/root', LANG: 'C.UTF-8', PGDATA: pgdata, PGPORT: String(port),
-    POSTGRES_PASSWORD: PASSWORD, PGREPL_TOKEN: TOKEN, PGREPL_NODE_NAME: `node_${port}`,
-    PGREPL_INITDB_DIR: '/nonexistent', PGREPL_GESTALT_DATABASES: '', ...extra,
-  };
-}
-
-/** One node: `node dist/pgrepl.cjs postgres` in a process group of its own. */
-function startNode(pgdata, port, extra) {
-  const child = spawn(process.execPath, [BUNDLE, 'postgres'], { env: nodeEnv(pgdata, port, extra), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  return { child, port, pgdata, exited, log: () => stderr };
-}
-
-const client = (port) => new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: PASSWORD, database: 'postgres' });
-
-async function query(port, sql, params = []) {
-  const c = client(port);
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-async function waitFor(what, fn, node, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {
-      // not yet
-    }
-    if (node && node.child.exitCode !== null) throw new Error(`${what}: the node on port ${node.port} exited:\n${node.log().slice(-3000)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function ready(node) {
-  await waitFor(`node ${node.port} to accept connections`, async () => (await query(node.port, 'SELECT 1')).length === 1, node);
-}
-
-function killGroup(node) {
-  try {
-    process.kill(-node.child.pid, 'SIGKILL');
-  } catch (err) {
-    if (err.code !== 'ESRCH') throw err;
-  }
-  return node.exited;
-}
-
-/** Processes of a process group, zombies included, from /proc. */
-function groupMembers(pgid) {
-  const out = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/**
- * Until a killed postmaster is reaped (by PID 1, which may take a moment), its zombie still
- * "exists" and the next server on that port refuses to start: wait for the whole group to go.
- */
-async function stopNode(node) {
-  if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill('SIGINT');
-  const stopped = await Promise.race([node.exited.then(() => true), sleep(60_000).then(() => false)]);
-  if (!stopped) await killGroup(node);
-  await waitFor(`the processes of node ${node.port} to be gone`, async () => groupMembers(node.child.pid).length === 0, undefined, 60_000);
-  // A killed server leaves its socket and lock file behind (its next start would replace them).
-  for (const f of [`.s.PGSQL.${node.port}`, `.s.PGSQL.${node.port}.lock`]) rmSync(join('/var/run/postgresql', f), { force: true });
-}
-
-function cli(pgdata, port, args) {
-  return execFileSync(process.execPath, [BUNDLE, ...args], { env: nodeEnv(pgdata, port, {}), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
+/** A node of this benchmark on 127.0.0.1:port, named node_PORT (its application_name upstream). */
+const benchNode = (dir, port, env, upstream = null) =>
+  defineNode({ name: `node_${port}`, port, pgdata: dir, pgBin: BIN, password: PASSWORD, token: TOKEN, upstream, env });
 
 /** Autocommit INSERTs from CLIENTS connections until the server goes away; kill at KILL_AFTER acks. */
 async function loadAndKill(primary) {
@@ -163,7 +62,7 @@ async function loadAndKill(primary) {
   let killedAt;
   let killing;
   const one = async () => {
-    const c = client(primary.port);
+    const c = pgClient(primary);
     c.on('error', () => undefined);
     await c.connect();
     try {
@@ -189,26 +88,26 @@ async function loadAndKill(primary) {
 }
 
 async function oneRun(mode, run) {
-  const dir = mkdtempSync(join(os.tmpdir(), 'pgrepl-durability-'));
-  chmodSync(dir, 0o755);
+  const dir = makeScratchDir('pgrepl-durability-');
   const sync = { PGREPL_SYNC_STANDBYS: mode === 'sync' ? '1' : '0' };
   const nodes = [];
   try {
-    const a = startNode(join(dir, 'a'), PRIMARY, sync);
+    const a = startNode(benchNode(join(dir, 'a'), PRIMARY, sync));
     nodes.push(a);
     await ready(a);
-    const b = startNode(join(dir, 'b'), STANDBY, { ...sync, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: '127.0.0.1', PGREPL_MASTER_PORT: String(PRIMARY) });
+    const b = startNode(benchNode(join(dir, 'b'), STANDBY, sync, a));
     nodes.push(b);
     await ready(b);
     const state = mode === 'sync' ? 'quorum' : 'async';
     await waitFor(`the standby streaming (${state})`, async () =>
-      (await query(PRIMARY, "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", [`node_${STANDBY}`]))[0]?.sync_state === state, b);
-    await query(PRIMARY, 'CREATE TABLE acks (id bigint PRIMARY KEY)');
+      (await query(a, "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", [b.name]))[0]?.sync_state === state, b);
+    await query(a, 'CREATE TABLE acks (id bigint PRIMARY KEY)');
 
     const { acked, rate } = await loadAndKill(a);
-    const promoted = cli(join(dir, 'b'), STANDBY, ['promote']).trim();
-    if (!/^promoted: now a primary on timeline 2$/.test(promoted)) throw new Error(`promote said: ${promoted}`);
-    const onB = new Set((await query(STANDBY, 'SELECT id FROM acks')).map((r) => Number(r.id)));
+    const promotion = await cli(b, ['promote']);
+    const promoted = promotion.stdout.trim();
+    if (promotion.code !== 0 || !/^promoted: now a primary on timeline 2$/.test(promoted)) throw new Error(`promote exited ${promotion.code}, said: ${promoted}${promotion.stderr}`);
+    const onB = new Set((await query(b, 'SELECT id FROM acks')).map((r) => Number(r.id)));
     const lost = acked.filter(([id]) => !onB.has(id));
     const lastAck = Math.max(...acked.map(([, t]) => t));
     const window = lost.length === 0 ? 0 : lastAck - Math.min(...lost.map(([, t]) => t));
@@ -221,11 +120,6 @@ async function oneRun(mode, run) {
   }
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 const load0 = os.loadavg()[0].toFixed(2);
 const results = [];
 for (let run = 1; run <= RUNS; run++) {
@@ -237,7 +131,7 @@ const summary = ['async', 'sync'].map((mode) => {
   const rs = results.filter((r) => r.mode === mode);
   return `| ${mode === 'sync' ? 'synchronous (`PGREPL_SYNC_STANDBYS=1`)' : 'asynchronous (`PGREPL_SYNC_STANDBYS=0`)'} | ${rs.length} | ${median(rs.map((r) => r.rate))} | ${rs.map((r) => r.lost).join(', ')} | ${median(rs.map((r) => r.lost))} | ${Math.max(...rs.map((r) => r.lost))} | ${Math.max(...rs.map((r) => r.windowMs))} |`;
 });
-const pgVersion = execFileSync(join(BIN, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
+const pgVersion = postgresVersion(BIN);
 const report = `# Durability: acknowledged commits lost at failover
 
 Written by \`bench/durability.mjs\` on ${new Date().toISOString()} (${os.cpus().length} CPUs, load ${load0} at the start, ${load1} at the end; ${pgVersion}; Node ${process.version}).

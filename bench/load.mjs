@@ -37,45 +37,30 @@
  * Node ESM; needs the `pg` package from node_modules (npm ci). Run as root, as in a container: the
  * bundle drops to the postgres user itself.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { join, resolve } from 'node:path';
+import {
+  BENCH_DIR, cli, defineNode, describeMachine, findPgBin, flagEnv, gitDescribe, intEnv, killGroup, makeScratchDir, pgClient,
+  postgresVersion, query, ready, requireBundleAndRoot, sleep, startNode, stopNode, waitFor,
+} from './nodes.mjs';
 import { refreshSummary } from './summary.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '..');
-const BUNDLE = join(ROOT, 'dist', 'pgrepl.cjs');
-const OUT = resolve(process.env.BENCH_OUT || join(HERE, 'RESULTS-load.md'));
+const OUT = resolve(process.env.BENCH_OUT || join(BENCH_DIR, 'RESULTS-load.md'));
 const PASSWORD = 'load-password';
 const TOKEN = 'load-token';
 
-const int = (name, dflt, min = 1) => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${raw}: expected a whole number >= ${min}`);
-  return n;
-};
-const SECONDS = int('LOAD_SECONDS', 60);
-const SCALE = int('LOAD_SCALE', 10);
-const CLIENTS = int('LOAD_CLIENTS', 8);
-const THREADS = int('LOAD_THREADS', 2);
-const SAMPLE_MS = int('LOAD_SAMPLE_MS', 500, 50);
-const BASE = int('LOAD_PORT', 5790);
-const KEEP = ['1', 'true', 'yes', 'on'].includes((process.env.BENCH_KEEP || '').toLowerCase());
+const SECONDS = intEnv('LOAD_SECONDS', 60);
+const SCALE = intEnv('LOAD_SCALE', 10);
+const CLIENTS = intEnv('LOAD_CLIENTS', 8);
+const THREADS = intEnv('LOAD_THREADS', 2);
+const SAMPLE_MS = intEnv('LOAD_SAMPLE_MS', 500, 50);
+const BASE = intEnv('LOAD_PORT', 5790);
+const KEEP = flagEnv('BENCH_KEEP', false);
 
-function pgBin() {
-  if (process.env.BENCH_PG_BIN) return process.env.BENCH_PG_BIN;
-  const majors = readdirSync('/usr/lib/postgresql').filter((d) => existsSync(`/usr/lib/postgresql/${d}/bin/postgres`)).sort((a, b) => Number(b) - Number(a));
-  if (majors.length === 0) throw new Error('no PostgreSQL under /usr/lib/postgresql: install it or set BENCH_PG_BIN');
-  return `/usr/lib/postgresql/${majors[0]}/bin`;
-}
-const BIN = pgBin();
+const BIN = findPgBin();
 const PGBENCH = existsSync(join(BIN, 'pgbench')) ? join(BIN, 'pgbench') : 'pgbench';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const say = (msg) => process.stdout.write(`[${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 const notes = [];
 const note = (msg) => {
@@ -83,116 +68,18 @@ const note = (msg) => {
   say(`NOTE: ${msg}`);
 };
 
-if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`);
-if (process.getuid?.() !== 0) throw new Error('run as root (the bundle drops to the postgres user, as in a container)');
+requireBundleAndRoot();
 
-// ---------------------------------------------------------------- nodes (as bench/durability.mjs)
+// ---------------------------------------------------------------- nodes (bench/nodes.mjs) and pgbench
 
-const DIR = mkdtempSync(join(os.tmpdir(), 'pgrepl-load-'));
-chmodSync(DIR, 0o755);
+const DIR = makeScratchDir('pgrepl-load-');
 
-function nodeEnv(node) {
-  return {
-    PATH: `${BIN}:/usr/local/bin:/usr/bin:/bin`, HOME: '/root', LANG: 'C.UTF-8', PGDATA: node.pgdata, PGPORT: String(node.port),
-    POSTGRES_PASSWORD: PASSWORD, PGREPL_TOKEN: TOKEN, PGREPL_NODE_NAME: node.name,
-    PGREPL_INITDB_DIR: '/nonexistent', PGREPL_GESTALT_DATABASES: '',
-    ...(node.upstream ? { PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: '127.0.0.1', PGREPL_MASTER_PORT: String(node.upstream.port) } : {}),
-  };
-}
-
-function defineNode(name, port, upstream) {
-  return { name, port, upstream, pgdata: join(DIR, name), child: null, exited: null, log: '' };
-}
-
-/** `node dist/pgrepl.cjs postgres` in a process group of its own. */
-function startNode(node) {
-  const child = spawn(process.execPath, [BUNDLE, 'postgres'], { env: nodeEnv(node), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  node.child = child;
-  node.log = '';
-  child.stderr.on('data', (d) => {
-    node.log += d;
-    if (node.log.length > 200_000) node.log = node.log.slice(-100_000);
-  });
-  node.exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  return node;
-}
-
-const client = (port) => new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: PASSWORD, database: 'postgres' });
-
-async function query(port, sql, params = []) {
-  const c = client(port);
-  c.on('error', () => undefined);
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
-async function waitFor(what, fn, node, timeoutMs = 180_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (node && node.child.exitCode !== null) throw new Error(`${what}: the node ${node.name} (port ${node.port}) exited:\n${node.log.slice(-3000)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-    await sleep(100);
-  }
-}
-
-const ready = (node) => waitFor(`${node.name} to accept connections`, async () => (await query(node.port, 'SELECT 1')).length === 1, node);
+/** A node of this benchmark: its PGDATA in the scratch directory, named as its node name. */
+const benchNode = (name, port, upstream) => defineNode({ name, port, upstream, pgdata: join(DIR, name), pgBin: BIN, password: PASSWORD, token: TOKEN });
 
 async function streamingFrom(node, upstreamPort) {
-  const r = (await query(node.port, 'SELECT status, sender_port FROM pg_stat_wal_receiver'))[0];
+  const r = (await query(node, 'SELECT status, sender_port FROM pg_stat_wal_receiver'))[0];
   return r?.status === 'streaming' && Number(r.sender_port) === upstreamPort;
-}
-
-function killGroup(node) {
-  try {
-    process.kill(-node.child.pid, 'SIGKILL');
-  } catch (err) {
-    if (err.code !== 'ESRCH') throw err;
-  }
-  return node.exited;
-}
-
-function groupMembers(pgid) {
-  const out = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** SIGINT (fast shutdown), SIGKILL after 60 s; then wait for every process of the group to go. */
-async function stopNode(node) {
-  if (!node.child) return;
-  if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill('SIGINT');
-  const stopped = await Promise.race([node.exited.then(() => true), sleep(60_000).then(() => false)]);
-  if (!stopped) await killGroup(node);
-  await waitFor(`the processes of ${node.name} to be gone`, async () => groupMembers(node.child.pid).length === 0, undefined, 60_000);
-  // A killed server leaves its socket and lock file behind.
-  for (const f of [`.s.PGSQL.${node.port}`, `.s.PGSQL.${node.port}.lock`]) rmSync(join('/var/run/postgresql', f), { force: true });
-}
-
-/** `node dist/pgrepl.cjs ARGS` with the node's environment, as `docker exec NODE pgrepl ARGS`. */
-function cli(node, args, timeoutMs = 120_000) {
-  return new Promise((res) => {
-    execFile(process.execPath, [BUNDLE, ...args], { env: nodeEnv(node), encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
 }
 
 function pgbench(args) {
@@ -218,43 +105,22 @@ function percentile(xs, p) {
 const fmtBytes = (b) => (Number.isNaN(b) ? '-' : b < 1024 ? `${Math.round(b)} B` : b < 1 << 20 ? `${(b / 1024).toFixed(1)} kB` : `${(b / 2 ** 20).toFixed(2)} MB`);
 const fmtS = (s) => (Number.isNaN(s) ? '-' : `${s.toFixed(3)} s`);
 
+/** The machine (bench/nodes.mjs), the versions, and the commit the bundle was built from. */
 function machine() {
-  const cpuinfo = (() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-  let osName = 'unknown';
-  try {
-    osName = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? osName;
-  } catch {
-    // none
-  }
-  let git = 'unknown';
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'build.mjs', 'package.json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    git = `git ${head}${dirty ? ' + uncommitted changes in src/' : ''}`;
-  } catch {
-    // not a checkout
-  }
   return {
-    cpus: os.cpus().length, model, memGiB: (os.totalmem() / 2 ** 30).toFixed(1), kernel: `${os.type()} ${os.release()} ${os.arch()}`, os: osName,
-    postgres: execFileSync(join(BIN, 'postgres'), ['--version'], { encoding: 'utf8' }).trim(),
+    ...describeMachine(),
+    postgres: postgresVersion(BIN),
     pgbench: execFileSync(PGBENCH, ['--version'], { encoding: 'utf8' }).trim(),
-    node: process.version, git,
+    node: process.version, git: gitDescribe() ?? 'unknown',
   };
 }
 
 // ---------------------------------------------------------------- the run
 
-const a = defineNode('load_a', BASE, null);
-const b = defineNode('load_b', BASE + 1, a);
-const c = defineNode('load_c', BASE + 2, a);
-const d = defineNode('load_d', BASE + 3, b);
+const a = benchNode('load_a', BASE, null);
+const b = benchNode('load_b', BASE + 1, a);
+const c = benchNode('load_c', BASE + 2, a);
+const d = benchNode('load_d', BASE + 3, b);
 const NODES = [a, b, c, d];
 const STANDBYS = [b, c, d];
 const ROLE = { load_a: 'primary', load_b: 'standby of load_a', load_c: 'standby of load_a', load_d: 'cascade: standby of load_b' };
@@ -312,9 +178,9 @@ async function sample(samples, conns) {
 }
 
 async function caughtUp(primary, standbys) {
-  const target = (await query(primary.port, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0].lsn;
+  const target = (await query(primary, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0].lsn;
   for (const n of standbys) {
-    const r = (await query(n.port, 'SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0 AS ok', [target]))[0];
+    const r = (await query(n, 'SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0 AS ok', [target]))[0];
     if (!r.ok) return false;
   }
   return true;
@@ -353,7 +219,7 @@ try {
   const samples = Object.fromEntries(STANDBYS.map((n) => [n.name, { status: [], e2e: [], failures: [], skipped: 0 }]));
   const conns = {};
   for (const n of NODES) {
-    conns[n.name] = client(n.port);
+    conns[n.name] = pgClient(n);
     conns[n.name].on('error', () => undefined);
     await conns[n.name].connect();
   }
@@ -387,7 +253,7 @@ try {
   await waitFor('the standbys to catch up after pgbench', () => caughtUp(a, STANDBYS), undefined, 300_000);
   report.catchUpSeconds = (Date.now() - t0) / 1000;
   const sums = {};
-  sums[a.name] = (await query(a.port, CONSISTENCY_SQL))[0];
+  sums[a.name] = (await query(a, CONSISTENCY_SQL))[0];
   say(`primary before the kill: ${JSON.stringify(sums[a.name])}; standbys caught up in ${report.catchUpSeconds.toFixed(2)} s`);
   await killGroup(a);
   await stopNode(a);
@@ -414,11 +280,11 @@ try {
   c.upstream = b;
   await waitFor(`${c.name} streaming from ${b.name}`, () => streamingFrom(c, b.port), c);
   await waitFor(`${d.name} streaming from ${b.name} on timeline 2`, async () =>
-    (await streamingFrom(d, b.port)) && Number((await query(d.port, 'SELECT received_tli FROM pg_stat_wal_receiver'))[0]?.received_tli) === 2, d);
+    (await streamingFrom(d, b.port)) && Number((await query(d, 'SELECT received_tli FROM pg_stat_wal_receiver'))[0]?.received_tli) === 2, d);
   // A write on the new primary that must reach both.
-  await query(b.port, 'CREATE TABLE load_after_failover (x int); INSERT INTO load_after_failover VALUES (1)');
+  await query(b, 'CREATE TABLE load_after_failover (x int); INSERT INTO load_after_failover VALUES (1)');
   await waitFor('the standbys to catch up with the new primary', () => caughtUp(b, [c, d]), undefined, 120_000);
-  for (const n of [b, c, d]) sums[n.name] = (await query(n.port, CONSISTENCY_SQL))[0];
+  for (const n of [b, c, d]) sums[n.name] = (await query(n, CONSISTENCY_SQL))[0];
   report.sums = sums;
   report.statusAfter = {};
   for (const n of [b, c, d]) {

@@ -31,20 +31,19 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import {
-  chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync,
-  readFileSync, rmSync, writeFileSync,
+  chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import {
+  BENCH_DIR, BUNDLE, describeMachine, findPgBin, flagEnv, gitDescribe, intEnv, makeScratchDir, median, postgresVersion,
+  readOrEmpty, sleep,
+} from './nodes.mjs';
 import { refreshSummary } from './summary.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '..');
-const BUNDLE = join(ROOT, 'dist', 'pgrepl.cjs');
-const OUT = resolve(process.env.BENCH_OUT || join(HERE, 'RESULTS.md'));
+const OUT = resolve(process.env.BENCH_OUT || join(BENCH_DIR, 'RESULTS.md'));
 
 const TARGET_RESTART_OVERHEAD_MS = 150;
 const TARGET_FIRST_BOOT_RATIO = 1.3;
@@ -54,19 +53,6 @@ const STOP_TIMEOUT_MS = 60_000;
 const PASSWORD = 'bench-password';
 const TOKEN = 'bench-token';
 
-function intEnv(name, dflt, min) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${raw}: expected an integer >= ${min}`);
-  return n;
-}
-const flagEnv = (name, dflt) => {
-  const raw = process.env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return dflt;
-  return ['1', 'true', 'yes', 'on'].includes(raw);
-};
-
 const RUNS = intEnv('BENCH_RUNS', 5, 1);
 const WARMUP = intEnv('BENCH_WARMUP', 1, 0);
 const PROBE = (process.env.BENCH_PROBE || 'query').trim();
@@ -75,7 +61,6 @@ const KEEP = flagEnv('BENCH_KEEP', false);
 const INHERIT_ENV = flagEnv('BENCH_INHERIT_ENV', false);
 if (!['query', 'pg_isready'].includes(PROBE)) throw new Error(`BENCH_PROBE=${PROBE}: expected query or pg_isready`);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const say = (msg) => process.stdout.write(msg + '\n');
 const notes = []; // anomalies worth reporting, in RESULTS.md too
 const note = (msg) => {
@@ -84,21 +69,6 @@ const note = (msg) => {
 };
 
 // ---------------------------------------------------------------- environment
-
-function findPgBin() {
-  if (process.env.BENCH_PG_BIN) return resolve(process.env.BENCH_PG_BIN);
-  const base = '/usr/lib/postgresql';
-  if (existsSync(base)) {
-    const majors = readdirSync(base)
-      .filter((d) => existsSync(join(base, d, 'bin', 'postgres')))
-      .sort((a, b) => Number(b) - Number(a));
-    if (majors.length > 0) return join(base, majors[0], 'bin');
-  }
-  for (const dir of (process.env.PATH || '').split(':')) {
-    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir;
-  }
-  throw new Error('no PostgreSQL binaries found: set BENCH_PG_BIN to the directory holding postgres, initdb and pg_ctl');
-}
 
 function lookupPasswd(name) {
   for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
@@ -155,33 +125,16 @@ async function pickPort() {
   throw new Error('no free port in 5790-5799: set BENCH_PORT');
 }
 
+/** The machine (bench/nodes.mjs), the CPU's clock next to its model, and the file system of the scratch directory. */
 function machineInfo(scratch) {
-  const cpuinfo = safeRead('/proc/cpuinfo');
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-  const mhz = /^cpu MHz\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim();
-  const osName = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(safeRead('/etc/os-release'))?.[1] ?? 'unknown';
-  return {
-    cpus: os.cpus().length,
-    model: mhz ? `${model} (${Math.round(Number(mhz))} MHz)` : model,
-    memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
-    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
-    os: osName,
-    fs: filesystemOf(scratch),
-  };
-}
-
-function safeRead(path) {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
+  const { mhz, ...m } = describeMachine();
+  return { ...m, model: mhz ? `${m.model} (${Math.round(Number(mhz))} MHz)` : m.model, fs: filesystemOf(scratch) };
 }
 
 /** The mount (and its type) holding `path`, from /proc/mounts: fsync cost depends on it. */
 function filesystemOf(path) {
   let best;
-  for (const line of safeRead('/proc/mounts').split('\n')) {
+  for (const line of readOrEmpty('/proc/mounts').split('\n')) {
     const [dev, mnt, type] = line.split(' ');
     if (!mnt) continue;
     const m = mnt.replace(/\\040/g, ' ');
@@ -190,17 +143,6 @@ function filesystemOf(path) {
     }
   }
   return best ? `${best.type} (${best.dev} on ${best.mnt})` : 'unknown';
-}
-
-/** Which source the bundle was built from: the commit, and whether src/ had uncommitted changes. */
-function gitDescribe() {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'build.mjs', 'package.json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return `git ${head}${dirty ? ' + uncommitted changes in src/' : ''}`;
-  } catch {
-    return 'not a git checkout';
-  }
 }
 
 // ---------------------------------------------------------------- readiness probe
@@ -397,7 +339,7 @@ async function runToEnd(file, args, opts, what) {
 const describeExit = (r) => (r.signal ? `signal ${r.signal}` : `exit ${r.code}`);
 
 function tail(file, lines = 25) {
-  return safeRead(file).split('\n').slice(-lines).join('\n');
+  return readOrEmpty(file).split('\n').slice(-lines).join('\n');
 }
 
 // ---------------------------------------------------------------- one measured start
@@ -453,7 +395,7 @@ async function stopBundle(rec, logFile) {
 function bundleTimeline(logFile, spawnEpoch, readyEpoch) {
   const marks = [];
   let pgReady;
-  for (const line of safeRead(logFile).split('\n')) {
+  for (const line of readOrEmpty(logFile).split('\n')) {
     if (line.startsWith('{')) {
       let rec;
       try {
@@ -530,11 +472,6 @@ async function bareStartAndStop(ctx, dataDir, opts, t0) {
 
 // ---------------------------------------------------------------- statistics and report
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-};
 const fmt = (x) => (Number.isFinite(x) ? String(Math.round(x)) : 'n/a');
 const fmt2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
@@ -649,7 +586,7 @@ async function main() {
   if (!isRoot) say('not running as root: the bundle and the bare commands run as the current user');
 
   const env = childEnv(pgBin);
-  const pgVersion = execFileSync(join(pgBin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
+  const pgVersion = postgresVersion(pgBin);
   const variants = [{ key: 'node', node: process.execPath, version: process.version }];
   if (process.env.BENCH_NODE24) {
     const node = resolve(process.env.BENCH_NODE24);
@@ -662,10 +599,9 @@ async function main() {
   }
 
   const bundleBytes = readFileSync(BUNDLE);
-  const bundle = { size: bundleBytes.length, sha: createHash('sha256').update(bundleBytes).digest('hex').slice(0, 12), git: gitDescribe() };
+  const bundle = { size: bundleBytes.length, sha: createHash('sha256').update(bundleBytes).digest('hex').slice(0, 12), git: gitDescribe() ?? 'not a git checkout' };
   const port = await pickPort();
-  const scratch = mkdtempSync(join(os.tmpdir(), 'pgrepl-bench-'));
-  chmodSync(scratch, 0o755); // the postgres user must traverse it
+  const scratch = makeScratchDir('pgrepl-bench-'); // the postgres user must traverse it
   const ctx = { pgBin, pgUser, env, port, scratch, variants, pgVersion, bundle, machine: machineInfo(scratch) };
   say(`pgrepl bench: ${RUNS} run(s) + ${WARMUP} warm-up, port ${port}, scratch ${scratch}`);
   say(`  ${pgVersion}; ${variants.map((v) => v.label).join('; ')}`);
