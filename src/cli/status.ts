@@ -20,7 +20,8 @@ export interface NodeStatus {
    */
   behindUpstream?: { bytes: number } | null;
   standbys: { name: string; address: string | null; state: string; sync: string; replayLagBytes: number | null; replayLagSeconds: number | null }[];
-  slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null }[];
+  /** retainedBytes: WAL kept for the slot (this node's position minus its restart_lsn). */
+  slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null; retainedBytes: number | null }[];
   /** A standby configured as PRIMARY that fencing keeps following this peer (host:port). */
   fencedTo?: string | null;
 }
@@ -80,9 +81,13 @@ export async function readStatus(c: pg.Client): Promise<NodeStatus> {
   const walStatus = (await c.query("SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_replication_slots'::regclass AND attname = 'wal_status'")).rowCount
     ? 'wal_status' : 'NULL::text';
   const slots = (
-    await c.query(`SELECT slot_name, active, restart_lsn::text AS restart_lsn, ${walStatus} AS wal_status
+    await c.query(`SELECT slot_name, active, restart_lsn::text AS restart_lsn, ${walStatus} AS wal_status,
+      pg_wal_lsn_diff(${position}, restart_lsn)::float8 AS retained
       FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name`)
-  ).rows.map((r) => ({ name: r.slot_name, active: r.active, restartLsn: r.restart_lsn, walStatus: r.wal_status }));
+  ).rows.map((r) => ({
+    name: r.slot_name, active: r.active, restartLsn: r.restart_lsn, walStatus: r.wal_status,
+    retainedBytes: r.retained === null ? null : Math.max(0, Number(r.retained)),
+  }));
   return { role: standby ? 'standby' : 'primary', timeline, upstream, lag, standbys, slots };
 }
 
@@ -97,7 +102,13 @@ function render(s: NodeStatus): string[] {
     lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
   }
   lines.push(s.slots.length === 0 ? 'slots: none' : 'slots:');
-  for (const sl of s.slots) lines.push(`  ${sl.name} ${sl.active ? 'active' : 'inactive'} restart_lsn ${sl.restartLsn ?? '-'}${sl.walStatus ? ` wal ${sl.walStatus}` : ''}`);
+  for (const sl of s.slots) {
+    const retained = sl.retainedBytes === null ? '' : `, retains ${sl.retainedBytes} bytes of WAL`;
+    // An inactive slot keeps its WAL until its node comes back, or it is dropped: a node gone for
+    // good fills the disk (PGREPL_SLOT_MAX_WAL caps it on 13+).
+    const hint = sl.active ? '' : ` (kept until its node reconnects; if it is gone for good: SELECT pg_drop_replication_slot('${sl.name}'))`;
+    lines.push(`  ${sl.name} ${sl.active ? 'active' : 'inactive'} restart_lsn ${sl.restartLsn ?? '-'}${sl.walStatus ? ` wal ${sl.walStatus}` : ''}${retained}${hint}`);
+  }
   return lines;
 }
 

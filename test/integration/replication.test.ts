@@ -138,6 +138,13 @@ describe('replication', () => {
   it('a standby restarts on its own data: no copy, streaming again', async () => {
     const marker = statSync(join(dir, `n${C}`, 'PG_VERSION')).ino;
     await stop(C);
+    // Meanwhile its slot on A keeps the WAL it will need, and status says how much.
+    await query(A, 'INSERT INTO t SELECT 100 + g FROM generate_series(1, 1000) g; DELETE FROM t WHERE v > 100');
+    const slot = (JSON.parse((await cli(opts(A), ['status', '--json'])).stdout).slots as { name: string; active: boolean; retainedBytes: number }[])
+      .find((x) => x.name === `node_${C}`);
+    expect(slot).toMatchObject({ active: false });
+    expect(slot!.retainedBytes).toBeGreaterThan(0);
+    expect((await cli(opts(A), ['status'])).stdout).toMatch(new RegExp(`node_${C} inactive .*, retains [1-9]\\d* bytes of WAL \\(kept until its node reconnects; if it is gone for good: SELECT pg_drop_replication_slot\\('node_${C}'\\)\\)`));
     const c = await start(C, standbyOf(A));
     expect(row(c)).toBe('standby cluster × STANDBY');
     expect(c.stderr).not.toMatch(/pg_basebackup/);
