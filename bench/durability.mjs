@@ -20,7 +20,7 @@
  *   DUR_RUNS=5           runs per mode
  *   DUR_CLIENTS=4        concurrent connections
  *   DUR_KILL_AFTER=2000  acknowledged commits before the kill
- *   DUR_PORT=5707        the primary's port; the standby uses the next one
+ *   DUR_PORT=5796        the primary's port; the standby uses the next one (5790-5799 are the benchmarks')
  *   BENCH_PG_BIN=DIR     PostgreSQL's bin directory (default: /usr/lib/postgresql/<highest>/bin)
  *   BENCH_OUT=FILE       where to write the results (default bench/RESULTS-durability.md)
  *
@@ -43,7 +43,7 @@ const TOKEN = 'durability-token';
 const RUNS = intEnv('DUR_RUNS', 5);
 const CLIENTS = intEnv('DUR_CLIENTS', 4);
 const KILL_AFTER = intEnv('DUR_KILL_AFTER', 2000);
-const PRIMARY = intEnv('DUR_PORT', 5707);
+const PRIMARY = intEnv('DUR_PORT', 5796);
 const STANDBY = PRIMARY + 1;
 
 const BIN = findPgBin();
