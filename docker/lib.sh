@@ -8,6 +8,9 @@
 #   POSTGRES_PASSWORD, PGREPL_TOKEN
 #                         required; passed to the container by name (-e VAR), so their values
 #                         never appear on a command line or in this script's output
+#   POSTGRES_PASSWORD_FILE, PGREPL_TOKEN_FILE
+#                         instead of either: a file on this host, mounted read-only into the
+#                         container at /run/secrets/<name> and named there by the same variable
 set -euo pipefail
 
 IMAGE=${PGREPL_IMAGE:-postgres_repl}
@@ -24,9 +27,39 @@ usage() {
   exit 64
 }
 
+# Each secret comes from VAR or from VAR_FILE, never both. What: its meaning, for the message.
+require_secret() {
+  local var=$1 what=$2 file_var="$1_FILE"
+  if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+    die "$var and $file_var are both set: keep one of them"
+  elif [ -n "${!file_var:-}" ]; then
+    if [ ! -f "${!file_var}" ] || [ ! -r "${!file_var}" ]; then
+      die "$file_var=${!file_var} is not a readable file: point it at the file that holds $what"
+    fi
+    case ${!file_var} in *:*) die "$file_var=${!file_var}: the path must not contain ':' (it is mounted with -v)" ;; esac
+  elif [ -z "${!var:-}" ]; then
+    die "$var is not set: export $var=... ($what), or $file_var=/path/to/a/file holding it, and run again"
+  fi
+}
+
 require_secrets() {
-  [ -n "${POSTGRES_PASSWORD:-}" ] || die "POSTGRES_PASSWORD is not set: export POSTGRES_PASSWORD=... (the superuser's password) and run again"
-  [ -n "${PGREPL_TOKEN:-}" ] || die "PGREPL_TOKEN is not set: export PGREPL_TOKEN=... (the same long random value on every node) and run again"
+  require_secret POSTGRES_PASSWORD "the superuser's password"
+  require_secret PGREPL_TOKEN "the same long random value on every node"
+}
+
+# The options that hand the secrets to the container: -e VAR (by name: its value stays off the
+# command line), or the file mounted read-only and -e VAR_FILE=/run/secrets/<name>.
+secret_options() {
+  local var file_var name
+  for var in POSTGRES_PASSWORD PGREPL_TOKEN; do
+    file_var="${var}_FILE"
+    if [ -n "${!file_var:-}" ]; then
+      name=$(printf '%s' "$var" | tr '[:upper:]' '[:lower:]')
+      printf '%s\n' --volume "$(realpath "${!file_var}"):/run/secrets/$name:ro" --env "$file_var=/run/secrets/$name"
+    else
+      printf '%s\n' --env "$var"
+    fi
+  done
 }
 
 require_container() {
@@ -47,8 +80,8 @@ volume_path() {
 node_options() {
   local name=$1
   printf '%s\n' --detach --publish-all --name "$name" --hostname "$name" \
-    --volume "pgrepl-$name:$(volume_path)" \
-    --env POSTGRES_PASSWORD --env PGREPL_TOKEN --env "PGREPL_NODE_NAME=${name//[^a-z0-9_]/_}"
+    --volume "pgrepl-$name:$(volume_path)" --env "PGREPL_NODE_NAME=${name//[^a-z0-9_]/_}"
+  secret_options
   if [ -n "$NETWORK" ]; then
     printf '%s\n' --network "$NETWORK"
   fi

@@ -14,6 +14,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONTAINERS_CONF, IMAGE, imageFor, logs, MAJORS, podman, podmanOk, psql, ROOT, rows, SUPERUSER_PASSWORD, TOKEN, waitReady } from './support.js';
@@ -56,6 +58,8 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
       PGREPL_TOKEN: TOKEN,
     };
     if (!links) full.PGREPL_NETWORK = network;
+    // The same podman store as the tests' own podman calls (set when testing against a cold store).
+    if (process.env.CONTAINERS_STORAGE_CONF) full.CONTAINERS_STORAGE_CONF = process.env.CONTAINERS_STORAGE_CONF;
     for (const [k, v] of Object.entries(env)) {
       if (v === undefined) delete full[k];
       else full[k] = v;
@@ -99,6 +103,12 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const noPw = await script('primary.sh', [n1], { POSTGRES_PASSWORD: undefined });
     expect(noPw.code).toBe(1);
     expect(noPw.stderr).toMatch(/POSTGRES_PASSWORD is not set/);
+    const both = await script('primary.sh', [n1], { PGREPL_TOKEN_FILE: '/etc/hostname' });
+    expect(both.code).toBe(1);
+    expect(both.stderr).toBe('primary.sh: PGREPL_TOKEN and PGREPL_TOKEN_FILE are both set: keep one of them\n');
+    const noFile = await script('primary.sh', [n1], { POSTGRES_PASSWORD: undefined, POSTGRES_PASSWORD_FILE: '/nonexistent/pw' });
+    expect(noFile.code).toBe(1);
+    expect(noFile.stderr).toBe("primary.sh: POSTGRES_PASSWORD_FILE=/nonexistent/pw is not a readable file: point it at the file that holds the superuser's password\n");
     const noUp = await script('standby.sh', [`${tag}-nobody`, n2]);
     expect(noUp.code).toBe(1);
     expect(noUp.stderr).toMatch(/no container named/);
@@ -119,6 +129,32 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const status = await script('status.sh', [n1, '--json']);
     expect(JSON.parse(status.stdout).standbys.map((s: { name: string }) => s.name).sort()).toEqual([n2, n3]);
     for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
+  });
+
+  it.runIf(image === IMAGE && !links)('takes the secrets from files too (*_FILE): mounted read-only, never in the container\'s environment', async () => {
+    const secrets = mkdtempSync(join(tmpdir(), 'pgrepl-secrets-'));
+    const name = `${tag}f`;
+    try {
+      writeFileSync(join(secrets, 'pw'), `${SUPERUSER_PASSWORD}\n`, { mode: 0o600 });
+      writeFileSync(join(secrets, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+      const r = await script('primary.sh', [name], {
+        POSTGRES_PASSWORD: undefined, PGREPL_TOKEN: undefined, POSTGRES_PASSWORD_FILE: join(secrets, 'pw'), PGREPL_TOKEN_FILE: join(secrets, 'token'),
+      });
+      expect(r.code, r.stderr).toBe(0);
+      await waitReady(name);
+      const env = await podmanOk(['container', 'inspect', '--format', '{{json .Config.Env}}', name]);
+      expect(env).toContain('"PGREPL_TOKEN_FILE=/run/secrets/pgrepl_token"');
+      expect(env).not.toContain(TOKEN);
+      expect(env).not.toContain(SUPERUSER_PASSWORD);
+      // It took the token from the file: a standby given the same token by value can clone it.
+      expect((await script('standby.sh', [name, `${name}s`])).code).toBe(0);
+      await waitReady(`${name}s`);
+      expect(await psql(`${name}s`, 'SELECT pg_is_in_recovery()')).toBe('t');
+    } finally {
+      await podman(['rm', '-f', '-t', '0', `${name}s`, name]);
+      await podman(['volume', 'rm', '-f', `pgrepl-${name}s`, `pgrepl-${name}`]);
+      rmSync(secrets, { recursive: true, force: true });
+    }
   });
 
   it(`each node's named volume is mounted at the image's VOLUME (${volumeAt})`, async () => {
