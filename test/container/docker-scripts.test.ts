@@ -74,6 +74,15 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     });
   }
 
+  /** Until `name` resolves inside `container` (the network's DNS answers again). */
+  async function waitForName(container: string, name: string): Promise<void> {
+    const deadline = Date.now() + 150_000;
+    while ((await podman(['exec', container, 'timeout', '10', 'getent', 'hosts', name])).code !== 0) {
+      if (Date.now() > deadline) throw new Error(`${name} never resolved inside ${container}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   async function count(name: string): Promise<number> {
     return Number(await psql(name, 'SELECT count(*) FROM walk'));
   }
@@ -186,6 +195,10 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
   });
 
   it('follow.sh re-points the orphan n3 at n2, without re-cloning', async () => {
+    // podman 4.3's aardvark-dns (Debian bookworm) sometimes stops answering for 30-60 s after a
+    // container on the network is killed (seen here; getent in n3 hangs, then answers). That is
+    // the test network's weather, not what follow.sh is about: wait it out first.
+    if (!links) await waitForName(n3, n2);
     const f = await script('follow.sh', [n3, n2]);
     expect(f.stdout, f.stderr).toMatch(/streaming/);
     expect(f.code).toBe(0);
@@ -193,5 +206,5 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const st = JSON.parse((await script('status.sh', [n2, '--json'])).stdout);
     expect(st.role).toBe('primary');
     expect(st.standbys.map((s: { name: string }) => s.name).sort()).toEqual([n3, n4]);
-  });
+  }, 300_000);
 });
