@@ -1,6 +1,11 @@
 /** `pgrepl status [--json]`: this node's role, timeline, upstream and lag; its standbys and slots. */
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { Config } from '../config/env.js';
+import { ASIDE_PARENT, ASIDE_PREFIX } from '../layout.js';
 import { readControlData } from '../observe/control-file.js';
 import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
@@ -24,6 +29,11 @@ export interface NodeStatus {
   slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null; retainedBytes: number | null }[];
   /** A standby configured as PRIMARY that fencing keeps following this peer (host:port). */
   fencedTo?: string | null;
+  /**
+   * Data moved aside earlier (a former primary that could not be rewound, another system's
+   * standby with PGREPL_RECLONE=auto): kept in PGDATA until someone removes it, so say so.
+   */
+  keptCopies?: { path: string; kB: number | null }[];
 }
 
 /** The peer this node was fenced into following, from its state file (null if none, or unreadable). */
@@ -51,6 +61,19 @@ async function behindUpstream(cfg: Config, s: NodeStatus): Promise<{ bytes: numb
   const bytes = await withNode(cfg, async (c) =>
     Number((await c.query('SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::float8 AS b', [lsn])).rows[0].b));
   return { bytes: Math.max(0, bytes) };
+}
+
+async function keptCopies(pgdata: string): Promise<{ path: string; kB: number | null }[]> {
+  const dir = join(pgdata, ASIDE_PARENT);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((e) => e.startsWith(ASIDE_PREFIX)).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const path = join(dir, name);
+      // du rather than a walk in Node: a kept copy is a whole cluster, thousands of files.
+      const kB = await promisify(execFile)('du', ['-sk', path]).then((r) => Number(r.stdout.split('\t')[0]), () => null);
+      return { path, kB: Number.isFinite(kB) ? kB : null };
+    }),
+  );
 }
 
 export async function readStatus(c: pg.Client): Promise<NodeStatus> {
@@ -101,6 +124,10 @@ function render(s: NodeStatus): string[] {
   for (const d of s.standbys) {
     lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
   }
+  if (s.keptCopies?.length) {
+    lines.push('kept copies (data moved aside, never removed by pgrepl; delete one once you no longer need it):');
+    for (const k of s.keptCopies) lines.push(`  ${k.path} ${k.kB === null ? '' : `${k.kB} kB`}`.trimEnd());
+  }
   lines.push(s.slots.length === 0 ? 'slots: none' : 'slots:');
   for (const sl of s.slots) {
     const retained = sl.retainedBytes === null ? '' : `, retains ${sl.retainedBytes} bytes of WAL`;
@@ -123,6 +150,7 @@ export const status: Command = {
     const s = await withNode(cfg, readStatus);
     s.fencedTo = s.role === 'standby' && cfg.role === 'PRIMARY' ? await fencedTo(cfg) : null;
     if (s.role === 'standby') s.behindUpstream = await behindUpstream(cfg, s);
+    s.keptCopies = await keptCopies(cfg.pgdata);
     if (a.flags.has('json')) print(JSON.stringify(s));
     else render(s).forEach(print);
     return 0;

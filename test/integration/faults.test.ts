@@ -380,6 +380,11 @@ describe('a standby pointed at another system', () => {
     expect(readFileSync(join(aside, 'PG_VERSION'), 'utf8')).toBe(readFileSync(join(pgdata(SX), 'PG_VERSION'), 'utf8'));
     expect((await readControlData(aside))!.systemIdentifier).toBe(sysX);
     expect(existsSync(join(aside, 'standby.signal'))).toBe(true);
+    // status names it, with its size, so that it is not forgotten.
+    const kept = JSON.parse((await cli(opts(SX, standbyOf(Y)), ['status', '--json'])).stdout).keptCopies as { path: string; kB: number }[];
+    expect(kept.map((k) => k.path)).toEqual([aside]);
+    expect(kept[0]!.kB).toBeGreaterThan(1000);
+    expect((await cli(opts(SX, standbyOf(Y)), ['status'])).stdout).toContain(`kept copies (data moved aside, never removed by pgrepl; delete one once you no longer need it):\n  ${aside} `);
 
     // Now Y's: its system, its data, streaming from it through its slot.
     expect((await readControlData(pgdata(SX)))!.systemIdentifier).toBe(sysY);
