@@ -186,6 +186,16 @@ ensure_base() {
   fi
 }
 
+# Builds IMAGE from CONTEXT/Containerfile, its output in LOG: from the local images only, in
+# Docker's format (podman's default OCI format drops HEALTHCHECK), with the host's network (apt
+# and npm inside the build), no layer cache (the stand-ins are cached whole, by their label).
+build_image() {
+  local image=$1 ctx=$2 log=$3
+  podman build --pull=never --format docker --network host --layers=false \
+    -t "$image" -f "$ctx/Containerfile" "$ctx" >"$log" 2>&1 ||
+    { tail -n 40 "$log" >&2; die "building $image failed (log: $log)"; }
+}
+
 # --- postgres:MAJOR ----------------------------------------------------------------------------
 # The steps of the official postgres Dockerfile (Debian variant), with Debian's own packages.
 build_postgres() {
@@ -248,9 +258,7 @@ EXPOSE 5432
 CMD ["postgres"]
 LABEL $LABEL=$hash
 EOF
-  podman build --pull=never --format docker --network host --layers=false \
-    -t "$image" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-postgres-$major.log" 2>&1 ||
-    { tail -n 40 "$WORK/build-postgres-$major.log" >&2; die "building $image failed (log: $WORK/build-postgres-$major.log)"; }
+  build_image "$image" "$ctx" "$WORK/build-postgres-$major.log"
 }
 
 # --- node:24-bookworm-slim ---------------------------------------------------------------------
@@ -295,9 +303,7 @@ RUN set -eux; \
 CMD ["node"]
 LABEL $LABEL=$hash
 EOF
-  podman build --pull=never --format docker --network host --layers=false \
-    -t "$NODE_IMAGE" -f "$ctx/Containerfile" "$ctx" >"$WORK/build-node.log" 2>&1 ||
-    { tail -n 40 "$WORK/build-node.log" >&2; die "building $NODE_IMAGE failed (log: $WORK/build-node.log)"; }
+  build_image "$NODE_IMAGE" "$ctx" "$WORK/build-node.log"
   rm -rf "$ctx"
 }
 
