@@ -14,11 +14,12 @@ import { log } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { observe } from './observe/observe.js';
 import { decide, type Step } from './plan/decide.js';
+import { afterRewind } from './plan/rewind.js';
 import { effectiveUpstream, hostPort } from './plan/upstream.js';
 import { clearPhase } from './state/phase.js';
 import { moveAside } from './steps/aside.js';
 import { clone } from './steps/clone.js';
-import { stagingDir, type StepContext } from './steps/context.js';
+import { requireUpstream, stagingDir, type StepContext } from './steps/context.js';
 import { allowHostConnections, createDatabases } from './steps/databases.js';
 import { prepareDirectories } from './steps/directories.js';
 import { initdb } from './steps/initdb.js';
@@ -41,7 +42,7 @@ export function postgresEnv(cfg: Config, env: NodeJS.ProcessEnv = process.env): 
   return out;
 }
 
-async function act(step: Step, ctx: StepContext): Promise<void> {
+async function act(step: Step, ctx: StepContext, stoppedBy: () => NodeJS.Signals | undefined): Promise<void> {
   switch (step.do) {
     case 'prepare-directories': return prepareDirectories(ctx);
     case 'drop-privileges': return dropPrivileges(lookupUser());
@@ -51,10 +52,7 @@ async function act(step: Step, ctx: StepContext): Promise<void> {
     case 'start-temp-server':
       return step.on === 'staging'
         ? startTempServer(ctx, stagingDir(ctx), { staging: true })
-        : startTempServer(ctx, ctx.cfg.pgdata, {
-            staging: false,
-            extra: step.detached && ctx.obs.binariesMajor >= 12 ? [`primary_conninfo=''`] : [],
-          });
+        : startTempServer(ctx, ctx.cfg.pgdata, { staging: false, extra: step.settings ?? [] });
     case 'create-databases': return createDatabases(ctx);
     case 'allow-host-connections': return allowHostConnections(ctx);
     case 'set-replication-role': return setReplicationRole(ctx);
@@ -65,18 +63,22 @@ async function act(step: Step, ctx: StepContext): Promise<void> {
     case 'sync-staging': return syncStaging(ctx, step.staging);
     case 'commit-staging': return commitStaging(ctx, step.staging);
     case 'move-aside': return moveAside(ctx);
-    case 'rewind':
-      try {
-        return await rewind(ctx);
-      } catch (err) {
-        if (step.fallback.length === 0) throw err;
-        log.warn({ err: (err as Error).message }, 'pg_rewind could not rewind this node: moving its data aside (kept) and cloning instead');
-        for (const s of step.fallback) await act(s, ctx);
-        return;
+    case 'rewind': {
+      const after = afterRewind(await rewind(ctx), stoppedBy(), step.fallback, hostPort(requireUpstream(ctx)));
+      switch (after.next) {
+        case 'start': return log.info(after.why);
+        case 'stop': throw stoppedError(after.signal as NodeJS.Signals);
+        case 'refuse': throw new UserError(after.message);
+        case 'fall back':
+          log.warn(after.why);
+          for (const s of after.steps) await runStep(s, ctx, stoppedBy);
+          return;
       }
+      return;
+    }
     case 'ensure-slot': return ensureSlot(ctx);
-    case 'write-settings': return writeSettings(ctx, step.as);
-    case 'record-state': return recordState(ctx);
+    case 'write-settings': return writeSettings(ctx, step.as, step.in);
+    case 'record-state': return recordState(ctx, step.as);
     case 'hand-over':
       clearPhase(ctx.cfg.socketDir, ctx.cfg.port);
       log.info({ role: ctx.cfg.role, args: ctx.postgresArgs }, 'handing over to postgres');
@@ -122,14 +124,21 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
   try {
     for (const step of plan.steps) {
       if (step.do === 'hand-over') stopSignals.release(); // from here on, postgres handles them
-      log.debug({ step: step.do }, 'step');
-      await act(step, ctx);
+      await runStep(step, ctx, () => stopSignals.by);
     }
   } catch (err) {
     await cleanUp(cfg, ctx);
     throw stopSignals.by ? stoppedError(stopSignals.by) : err;
   }
   throw new Error('internal: the plan ended without handing over to postgres');
+}
+
+/** A stop signal ends the start before the next step, whatever the step before made of it. */
+async function runStep(step: Step, ctx: StepContext, stoppedBy: () => NodeJS.Signals | undefined): Promise<void> {
+  const sig = stoppedBy();
+  if (sig) throw stoppedError(sig);
+  log.debug({ step: step.do }, 'step');
+  await act(step, ctx, stoppedBy);
 }
 
 /** Never leave a temporary server behind: it would hold the port and the data directory. */

@@ -26,6 +26,8 @@ export interface Observation {
   /** The pgrepl role's password in the cluster is the one derived from the current token. */
   replicationPasswordCurrent: boolean;
   lastRole: Role | undefined;
+  /** The newest timeline this node was a standby on, from its state (NodeState.standbyTimeline). */
+  standbyTimeline?: number | undefined;
   /** How pg_hba checks the replication password, as recorded when it was last applied. */
   replicationAuthMethod: ReplicationAuthMethod | undefined;
   follow: FollowOverride | undefined;
@@ -95,6 +97,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     const auth = read.state?.replicationAuth;
     obs.stateIgnored = read.ignored;
     obs.lastRole = read.state?.lastRole;
+    obs.standbyTimeline = read.state?.standbyTimeline;
     obs.follow = read.state?.follow;
     obs.fenced = read.state?.fenced;
     obs.replicationAuthMethod = auth?.method;

@@ -29,9 +29,14 @@ export interface ClusterFound {
 export type PgdataState =
   | { kind: 'missing' }
   | { kind: 'empty' }
+  /**
+   * No cluster, only data moved aside earlier (a rejoin whose rewind and then clone failed):
+   * not empty. A new cluster here would be a new system with the real data set aside.
+   */
+  | { kind: 'only-kept-copies'; keptCopies: string[] }
   | ClusterFound
-  /** A build (initdb or clone) that never finished; only its staging directory exists. */
-  | { kind: 'interrupted-build'; build: 'init' | 'clone'; staging: string }
+  /** A build (initdb or clone) that never finished; only its staging directory (and kept copies) exist. */
+  | { kind: 'interrupted-build'; build: 'init' | 'clone'; staging: string; keptCopies: string[] }
   | { kind: 'not-a-cluster'; entries: string[] }
   | { kind: 'not-a-directory' }
   | { kind: 'unreadable'; code: string };
@@ -64,9 +69,19 @@ async function inspectCluster(pgdata: string, swapPending: boolean): Promise<Clu
     systemIdentifier: control?.systemIdentifier,
     state: control?.state ?? 'unknown',
     timeline: Math.max(control?.timeline ?? 0, await newestHistoryTimeline(dirs)),
-    keptCopies: (await readdir(join(pgdata, ASIDE_PARENT)).catch(() => [] as string[])).filter((e) => e.startsWith(ASIDE_PREFIX)).sort(),
+    keptCopies: await keptCopiesIn(pgdata),
     swapPending,
   };
+}
+
+/** Names of the copies moved aside earlier (layout.ts), oldest first. */
+async function keptCopiesIn(pgdata: string): Promise<string[]> {
+  return (await readdir(join(pgdata, ASIDE_PARENT)).catch(() => [] as string[])).filter((e) => e.startsWith(ASIDE_PREFIX)).sort();
+}
+
+/** The newest timeline a cluster knows (see ClusterFound.timeline). */
+export async function newestTimeline(pgdata: string, controlTimeline: number): Promise<number> {
+  return Math.max(controlTimeline, await newestHistoryTimeline([pgdata]));
 }
 
 async function newestHistoryTimeline(dirs: string[]): Promise<number> {
@@ -96,12 +111,16 @@ export async function observePgdata(pgdata: string): Promise<PgdataState> {
   const cluster = await inspectCluster(pgdata, entries.includes(SWAP_DIR));
   if (cluster) return cluster;
 
-  // Without PG_VERSION, a pg_dynshmem directory is what a move aside left (see layout.ts).
+  // Without PG_VERSION, a pg_dynshmem directory is what a move aside left (see layout.ts): empty
+  // if it holds no kept copy (only the remembered node name), else the copies are the data.
   const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE && e !== ASIDE_PARENT);
-  if (others.length === 0 && !entries.includes(STAGING_INIT) && !entries.includes(STAGING_CLONE)) return { kind: 'empty' };
   if (others.length === 0) {
-    const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';
-    return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT };
+    const keptCopies = await keptCopiesIn(pgdata);
+    if (entries.includes(STAGING_INIT) || entries.includes(STAGING_CLONE)) {
+      const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';
+      return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT, keptCopies };
+    }
+    return keptCopies.length > 0 ? { kind: 'only-kept-copies', keptCopies } : { kind: 'empty' };
   }
   return { kind: 'not-a-cluster', entries: entries.sort() };
 }

@@ -1,18 +1,21 @@
 /**
  * Observing a standby's upstream: wait for it (bounded, with backoff, a log line per try), then
  * read its system identifier, timeline and major version over a replication connection, exactly
- * as the standby will connect. Mistakes that waiting cannot fix (a wrong token, a pg_hba rule
- * that rejects us) end the wait at once with a message that says what to change.
+ * as the standby will connect. An upstream that refuses us (a wrong token, a pg_hba rule, no
+ * replication role) ends the wait at once: waiting does not fix it. What that means for the
+ * start (a standby with data starts anyway, an empty one cannot) is the planner's to say.
  */
 import type { Secret } from '../config/secret.js';
 import type { HostPort } from '../config/validators.js';
-import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { identifySystem, withReplicationClient, type SystemIdentity } from '../postgres/replication.js';
 
+/** Why a server that answered would not let this node replicate. */
+export type Refusal = 'password' | 'no replication role' | 'not allowed';
+
 export type UpstreamFound =
   | ({ reachable: true } & SystemIdentity)
-  | { reachable: false; error: string };
+  | { reachable: false; error: string; refused?: Refusal | undefined };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,19 +24,11 @@ function describe(err: unknown): string {
   return [e.code, e.message?.split('\n')[0]].filter(Boolean).join(': ') || String(err);
 }
 
-/** Errors that no amount of waiting fixes. */
-function hopeless(err: unknown, where: string, label: string): UserError | undefined {
+/** Authentication and authorization errors: no amount of waiting fixes them. */
+function refusal(err: unknown): Refusal | undefined {
   const e = err as { code?: string; message?: string };
-  if (e.code === '28P01') {
-    return new UserError(
-      `the ${label} ${where} rejected the replication password: PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`,
-    );
-  }
-  if (e.code === '28000') {
-    return new UserError(
-      `the ${label} ${where} does not allow this node to replicate (${e.message?.split('\n')[0]}): widen PGREPL_REPLICATION_CIDR on the ${label}`,
-    );
-  }
+  if (e.code === '28P01') return 'password';
+  if (e.code === '28000') return /role "[^"]*" does not exist/.test(e.message ?? '') ? 'no replication role' : 'not allowed';
   return undefined;
 }
 
@@ -63,8 +58,11 @@ export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> 
       log.info({ [label]: where, ...id }, `${label} ${where} answers`);
       return { reachable: true, ...id };
     } catch (err) {
-      const fatal = hopeless(err, where, label);
-      if (fatal) throw fatal;
+      const refused = refusal(err);
+      if (refused) {
+        log.warn({ [label]: where, error: describe(err) }, `the ${label} ${where} refuses this node: ${describe(err)}`);
+        return { reachable: false, error: describe(err), refused };
+      }
       const left = Math.round((deadline - Date.now()) / 1000);
       if (left <= 0) return { reachable: false, error: describe(err) };
       log.info(

@@ -38,8 +38,9 @@
  */
 import type { Role } from '../config/env.js';
 import type { HbaMethod } from '../config/validators.js';
-import { STAGING_CLONE, STAGING_INIT } from '../layout.js';
+import { ASIDE_PARENT, STAGING_CLONE, STAGING_INIT } from '../layout.js';
 import type { Observation, PeerFound } from '../observe/observe.js';
+import type { Refusal } from '../observe/upstream.js';
 import type { ClusterFound } from '../observe/pgdata.js';
 import { hostPort, type EffectiveUpstream } from './upstream.js';
 
@@ -51,8 +52,8 @@ export type Step =
   | { do: 'finish-swap' }
   | { do: 'discard-interrupted-build'; staging: string }
   | { do: 'initdb' }
-  /** detached: without a connection to the upstream (a standby about to be promoted). */
-  | { do: 'start-temp-server'; on: 'staging' | 'pgdata'; detached?: boolean }
+  /** settings: -c settings for this temporary server only. */
+  | { do: 'start-temp-server'; on: 'staging' | 'pgdata'; settings?: string[] }
   | { do: 'create-databases' }
   | { do: 'allow-host-connections' }
   | { do: 'set-replication-role' }
@@ -65,8 +66,10 @@ export type Step =
   | { do: 'move-aside' }
   | { do: 'rewind'; fallback: Step[] }
   | { do: 'ensure-slot' }
-  | { do: 'write-settings'; as: Role }
-  | { do: 'record-state' }
+  /** in: a staging directory to write them into (a clone not moved in yet); PGDATA otherwise. */
+  | { do: 'write-settings'; as: Role; in?: Staging }
+  /** as: the role postgres is handed over as (a standby's records its timeline). */
+  | { do: 'record-state'; as: Role }
   | { do: 'hand-over' };
 
 export interface Intent {
@@ -151,7 +154,10 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
     case 'missing':
     case 'empty':
       return newPrimary(obs, intent, `${P} is ${found.kind}`, []);
+    case 'only-kept-copies':
+      return keptCopiesOnly(intent, found.keptCopies);
     case 'interrupted-build':
+      if (found.keptCopies.length > 0) return keptCopiesOnly(intent, found.keptCopies);
       if (found.build === 'clone') {
         return refuse(
           'interrupted clone × PRIMARY',
@@ -171,12 +177,13 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
           steps: [
             ...prepare(obs),
             ...finishSwap(found),
-            { do: 'start-temp-server', on: 'pgdata', detached: true },
+            // Detached from its old upstream (12+; 11 reads it from recovery.conf, removed by the promotion).
+            { do: 'start-temp-server', on: 'pgdata', settings: obs.binariesMajor >= 12 ? [`primary_conninfo=''`] : [] },
             { do: 'promote-temp-server' },
             { do: 'set-replication-role' },
             { do: 'stop-temp-server' },
             { do: 'write-settings', as: 'PRIMARY' },
-            { do: 'record-state' },
+            { do: 'record-state', as: 'PRIMARY' },
             { do: 'hand-over' },
           ],
         };
@@ -185,6 +192,19 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
     }
   }
   return refuse('unknown', `${P}: unexpected state`);
+}
+
+/**
+ * PGDATA holds no cluster but data moved aside earlier (a rejoin whose rewind failed and whose
+ * clone then failed too): initdb would make a new, empty system beside the real data, and a
+ * PRIMARY would serve it. Only a standby, which copies its upstream, may start here.
+ */
+function keptCopiesOnly(intent: Intent, kept: string[]): Plan {
+  const where = kept.map((k) => `${intent.pgdata}/${ASIDE_PARENT}/${k}`);
+  return refuse(
+    'kept copies only × PRIMARY',
+    `PGDATA=${intent.pgdata} holds no cluster, only data moved aside earlier (${where.join(', ')}): a new cluster here would be a new, empty system. To restore that data, stop the node and move the contents of ${where[where.length - 1]} back into PGDATA (as the postgres user), then start it again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,6 +237,13 @@ function describePeer(p: PeerFound, system: string | undefined): string {
  */
 function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | undefined {
   const P = `PGDATA=${intent.pgdata}`;
+  // A peer that refuses this node's replication password cannot be asked what it is, and a
+  // token that differs between nodes is a mistake to fix before anything opens for writes.
+  for (const p of obs.peers ?? []) {
+    if (!p.found.reachable && p.found.refused) {
+      return refuse('peer refuses this node', `${refusalMessage(p.found.refused, p.found.error, hostPort(p.target), 'peer')}; nothing was changed`);
+    }
+  }
   const mine = (obs.peers ?? []).filter(
     (p): p is PeerFound & { found: { reachable: true } } => p.found.reachable && p.found.systemIdentifier === found.systemIdentifier,
   );
@@ -224,8 +251,9 @@ function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | un
   const newest = primaries[0];
   const t = found.timeline;
   const here = `this node's timeline ${t}`;
+  const isStandby = standbyEvidence(obs, found).is === 'standby';
 
-  if (found.standby && obs.fenced) {
+  if (isStandby && obs.fenced) {
     const recorded = (obs.peers ?? []).find((p) => hostPort(p.target) === hostPort(obs.fenced!));
     const peer = newest && newest.found.timeline >= t ? newest : recorded;
     // observe always probes the recorded peer; should it not have, never fall through to promotion
@@ -237,24 +265,24 @@ function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | un
   // A rejoin killed after its pg_rewind finished left the peer's control file (its timeline, "in
   // archive recovery") and no standby.signal: not a primary of that timeline, but this node
   // half-way into following it (see 'rewound × STANDBY').
-  const rewoundTo = (p: { found: { timeline: number } }) => !found.standby && found.state === 'in archive recovery' && p.found.timeline === t;
-  const follows = newest && (found.standby ? newest.found.timeline >= t : newest.found.timeline > t || rewoundTo(newest));
+  const rewoundTo = (p: { found: { timeline: number } }) => !isStandby && found.state === 'in archive recovery' && p.found.timeline === t;
+  const follows = newest && (isStandby ? newest.found.timeline >= t : newest.found.timeline > t || rewoundTo(newest));
   if (newest && follows) {
     const peer = hostPort(newest.target);
     const theirs = `timeline ${newest.found.timeline}`;
     if (intent.fence === 'refuse') {
       return refuse(
         'fenced × PRIMARY',
-        `PGREPL_FENCE=refuse: the peer ${peer} is a primary of this cluster (system ${found.systemIdentifier}) on ${theirs}, and this node, configured as PRIMARY, is on timeline ${t}: ${found.standby ? 'promoting it' : 'coming up writable'} would make two primaries (split brain). Make this node a standby of ${peer} (PGREPL_ROLE=STANDBY, PGREPL_MASTER_IP, PGREPL_MASTER_PORT), or set PGREPL_FENCE=rejoin to let it rejoin by itself; nothing was changed`,
+        `PGREPL_FENCE=refuse: the peer ${peer} is a primary of this cluster (system ${found.systemIdentifier}) on ${theirs}, and this node, configured as PRIMARY, is on timeline ${t}: ${isStandby ? 'promoting it' : 'coming up writable'} would make two primaries (split brain). Make this node a standby of ${peer} (PGREPL_ROLE=STANDBY, PGREPL_MASTER_IP, PGREPL_MASTER_PORT), or set PGREPL_FENCE=rejoin to let it rejoin by itself; nothing was changed`,
       );
     }
     return followPeer(obs, intent, newest, 'fenced × PRIMARY',
       rewoundTo(newest)
         ? `${P} holds a cluster rewound to the timeline ${t} of the peer ${peer}, a primary of the same system, by a rejoin that was interrupted, and PGREPL_ROLE is PRIMARY; PGREPL_FENCE=rejoin: it finishes becoming a standby of ${peer}`
-        : `${P} holds ${found.standby ? 'a standby' : 'a primary'} on ${here} and PGREPL_ROLE is PRIMARY, but the peer ${peer} is a primary of the same system on ${theirs}: ${found.standby ? 'promoting' : 'coming up writable'} would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of ${peer} instead`);
+        : `${P} holds ${isStandby ? 'a standby' : 'a primary'} on ${here} and PGREPL_ROLE is PRIMARY, but the peer ${peer} is a primary of the same system on ${theirs}: ${isStandby ? 'promoting' : 'coming up writable'} would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of ${peer} instead`);
   }
 
-  const sameTimeline = !found.standby && newest && newest.found.timeline === t ? newest : undefined;
+  const sameTimeline = !isStandby && newest && newest.found.timeline === t ? newest : undefined;
   if (sameTimeline) {
     return refuse(
       'split brain × PRIMARY',
@@ -288,7 +316,7 @@ function restartPrimary(obs: Observation, row: string, why: string, found: Clust
     why: `${why}${found.swapPending ? ' (finishing the move of a completed build first)' : ''}; ${
       obs.replicationPasswordCurrent ? 'the replication password is current' : 'the replication password is re-applied'
     }; no initdb, no init scripts`,
-    steps: [...prepare(obs), ...finishSwap(found), ...role, { do: 'write-settings', as: 'PRIMARY' }, { do: 'record-state' }, { do: 'hand-over' }],
+    steps: [...prepare(obs), ...finishSwap(found), ...role, { do: 'write-settings', as: 'PRIMARY' }, { do: 'record-state', as: 'PRIMARY' }, { do: 'hand-over' }],
   };
 }
 
@@ -315,7 +343,7 @@ function newPrimary(obs: Observation, intent: Intent, why: string, before: Step[
       { do: 'sync-staging', staging: STAGING_INIT },
       { do: 'commit-staging', staging: STAGING_INIT },
       { do: 'write-settings', as: 'PRIMARY' },
-      { do: 'record-state' },
+      { do: 'record-state', as: 'PRIMARY' },
       { do: 'hand-over' },
     ],
   };
@@ -324,8 +352,54 @@ function newPrimary(obs: Observation, intent: Intent, why: string, before: Step[
 // ---------------------------------------------------------------------------------------------
 // STANDBY
 
-const CLONE: Step[] = [{ do: 'clone' }, { do: 'commit-staging', staging: STAGING_CLONE }];
-const START_STANDBY: Step[] = [{ do: 'write-settings', as: 'STANDBY' }, { do: 'record-state' }, { do: 'hand-over' }];
+/**
+ * Whether a cluster is a standby, from durable evidence. Its marker (standby.signal, recovery.conf)
+ * says so, but pgrepl itself removes the marker for crash recovery before a rewind (single-user
+ * mode refuses standby mode), so a missing marker alone does not mean "promoted". A standby's
+ * timeline is recorded at every hand-over and before that removal (NodeState.standbyTimeline): a
+ * promotion always moves to a newer timeline than any the node knew, so a cluster without its
+ * marker on a timeline that is not newer is a standby whose start was interrupted. State written
+ * before pgrepl recorded timelines: missing marker and last run as a standby means promoted.
+ */
+function standbyEvidence(obs: Observation, found: ClusterFound): { is: 'standby' | 'promoted' | 'primary'; why: string } {
+  if (found.standby) return { is: 'standby', why: 'a standby' };
+  if (obs.lastRole !== 'STANDBY' && !obs.fenced) return { is: 'primary', why: "a primary's cluster" };
+  const recorded = obs.standbyTimeline;
+  if (recorded !== undefined && found.timeline <= recorded) {
+    return {
+      is: 'standby',
+      why: `a standby whose start was interrupted while pgrepl had taken it out of standby mode for crash recovery (timeline ${found.timeline}, not newer than timeline ${recorded} it was a standby on: not promoted)`,
+    };
+  }
+  return {
+    is: 'promoted',
+    why: `a primary promoted while this node ran as a standby (timeline ${found.timeline}${recorded === undefined ? '' : `, newer than timeline ${recorded} it was a standby on`})`,
+  };
+}
+
+/** One line for an upstream or peer that answered but will not let this node replicate. */
+export function refusalMessage(refused: Refusal, error: string, where: string, label: 'upstream' | 'peer'): string {
+  switch (refused) {
+    case 'password':
+      return `the ${label} ${where} rejected the replication password (${error}): PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`;
+    case 'no replication role':
+      return `the ${label} ${where} has no role pgrepl (${error}): it runs without replication, as a primary first started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that`;
+    case 'not allowed':
+      return `the ${label} ${where} does not allow this node to replicate (${error}): widen PGREPL_REPLICATION_CIDR on the ${label}`;
+  }
+}
+
+/**
+ * The copy is made a standby (standby.signal or recovery.conf, whom it follows) while it is still
+ * in staging: from its first byte in PGDATA it can only ever start as a standby, whatever happens
+ * between the move and the hand-over.
+ */
+const CLONE: Step[] = [
+  { do: 'clone' },
+  { do: 'write-settings', as: 'STANDBY', in: STAGING_CLONE },
+  { do: 'commit-staging', staging: STAGING_CLONE },
+];
+const START_STANDBY: Step[] = [{ do: 'write-settings', as: 'STANDBY' }, { do: 'record-state', as: 'STANDBY' }, { do: 'hand-over' }];
 
 function decideStandby(obs: Observation, intent: Intent): Plan {
   const found = obs.pgdata;
@@ -335,16 +409,21 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   const U = `the upstream ${hostPort(up.target)} (${up.target.source})`;
   const slot: Step[] = intent.slots ? [{ do: 'ensure-slot' }] : [];
 
+  const standby = found.kind === 'cluster' ? standbyEvidence(obs, found) : undefined;
+
   if (!up.found.reachable) {
-    if (found.kind === 'cluster' && found.standby) {
+    const refused = up.found.refused;
+    const reason = refused ? refusalMessage(refused, up.found.error, hostPort(up.target), 'upstream') : `does not answer (${up.found.error})`;
+    if (found.kind === 'cluster' && standby?.is === 'standby') {
       return {
         row: 'standby cluster × STANDBY',
-        why: `${P} holds a standby; ${U} does not answer (${up.found.error}): starting on the data it has; it streams once the upstream is back`,
+        why: `${P} holds ${standby.why}; ${U} ${refused ? `refuses it: ${reason}` : reason}: starting on the data it has, serving reads; it streams once the upstream ${refused ? 'lets it in' : 'is back'}`,
         steps: [...prepare(obs), ...finishSwap(found), ...START_STANDBY],
       };
     }
-    if (found.kind === 'cluster' && obs.lastRole === 'STANDBY') {
-      return restartPrimary(obs, 'promoted standby × STANDBY', `${P} holds a primary promoted while this node ran as a standby, and ${U} does not answer: it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`, found);
+    if (refused) return refuse('upstream refuses this node', `${reason}; nothing was changed`);
+    if (found.kind === 'cluster' && standby?.is === 'promoted') {
+      return restartPrimary(obs, 'promoted standby × STANDBY', `${P} holds ${standby.why}, and ${U} does not answer: it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`, found);
     }
     return refuse(
       'upstream unreachable',
@@ -371,6 +450,8 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     case 'missing':
     case 'empty':
       return cloneInto('missing/empty × STANDBY', `${P} is ${found.kind}: clone ${U} (no initdb, no init scripts)`, []);
+    case 'only-kept-copies':
+      return cloneInto('kept copies only × STANDBY', `${P} holds no cluster, only data moved aside earlier (${found.keptCopies.join(', ')}, kept where it is): clone ${U}`, []);
     case 'interrupted-build':
       return cloneInto(
         'interrupted build × STANDBY',
@@ -406,7 +487,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     return rewindCanWork ? [{ do: 'rewind', fallback: reclone }] : reclone;
   };
 
-  if (found.standby) {
+  if (standby?.is === 'standby') {
     if (u.timeline < found.timeline) {
       return refuse(
         'standby cluster × STANDBY',
@@ -418,7 +499,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
       row: 'standby cluster × STANDBY',
       why: behind
         ? `${P} holds a standby on timeline ${found.timeline} and ${U} is on timeline ${u.timeline}: rewind if it diverged, then follow; no copy`
-        : `${P} holds a standby of the same system: keep the data, rewrite the upstream connection, start; no copy`,
+        : `${P} holds ${standby.why}, of the same system: keep the data, rewrite the upstream connection, start; no copy`,
       steps: [...prepare(obs), ...finishSwap(found), ...(behind ? rewindOrReclone() : []), ...slot, ...START_STANDBY],
     };
   }
@@ -449,11 +530,11 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
       steps: [...prepare(obs), ...finishSwap(found), ...slot, ...START_STANDBY],
     };
   }
-  if (obs.lastRole === 'STANDBY') {
+  if (standby?.is === 'promoted') {
     return restartPrimary(
       obs,
       'promoted standby × STANDBY',
-      `${P} holds a primary promoted while this node ran as a standby (timeline ${found.timeline}), and ${U} is not newer (timeline ${u.timeline}): it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`,
+      `${P} holds ${standby.why}, and ${U} is not newer (timeline ${u.timeline}): it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`,
       found,
     );
   }

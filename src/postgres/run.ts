@@ -32,10 +32,23 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
   }));
 }
 
+/** A program that ended with a non-zero code or a signal, with what it printed: facts for the planner. */
+export class ProgramFailed extends Error {
+  constructor(
+    readonly program: string,
+    readonly exitCode: number | undefined,
+    readonly signal: string | undefined,
+    readonly lines: string[],
+  ) {
+    super(`${program} failed (${exitCode ?? signal}): ${lines.slice(-4).join(' | ')}`);
+    this.name = 'ProgramFailed';
+  }
+}
+
 /**
  * Runs a long program whose progress is worth logging (pg_basebackup, pg_rewind): its stderr is
  * split into lines (progress meters redraw with \r) and handed to `onLine`; its stdout goes to
- * our stderr. Resolves with every line it printed; rejects with the last few if it fails.
+ * our stderr. Resolves with every line it printed; rejects with ProgramFailed if it fails.
  */
 export async function runWithLines(cmd: string, args: string[], opts: RunOptions, onLine: (line: string) => void): Promise<string[]> {
   log.debug({ cmd, args }, `running ${cmd}`);
@@ -54,9 +67,7 @@ export async function runWithLines(cmd: string, args: string[], opts: RunOptions
   });
   const res = await track(child);
   if (pending.trim()) lines.push(pending.trim());
-  if (res.exitCode !== 0) {
-    throw new Error(`${cmd} failed (${res.exitCode ?? res.signal}): ${lines.slice(-4).join(' | ')}`);
-  }
+  if (res.exitCode !== 0) throw new ProgramFailed(cmd, res.exitCode, res.signal, lines);
   return lines;
 }
 

@@ -153,6 +153,9 @@ export function renderSettings(s: NodeSettings): string {
   }
   if (s.standby && s.major >= 12) {
     lines.push('# This node is a standby (standby.signal); it follows:', ...standbyLines(s.standby, s.archive));
+  } else if (s.archive && s.major >= 12) {
+    // Used only in recovery: by pg_rewind --restore-target-wal when this node rejoins as a standby.
+    lines.push(`restore_command = ${confValue(restoreCommand(s.archive))}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -49,6 +49,14 @@ export interface NodeState extends NodeIdentity {
    * promotes it (`pgrepl promote`) or gives it PGREPL_ROLE=STANDBY.
    */
   fenced?: FenceRecord;
+  /**
+   * The newest timeline this node has been a standby on: recorded at every hand-over as a
+   * standby, and before pgrepl itself removes standby.signal (crash recovery before a rewind,
+   * which single-user mode needs), raised to the timeline it is being rewound to. A cluster with
+   * no standby marker on a newer timeline than this was promoted (pg_ctl promote); on this one
+   * or an older one, it is the standby pgrepl detached and did not get to finish.
+   */
+  standbyTimeline?: number;
 }
 
 export interface FenceRecord {
@@ -64,7 +72,7 @@ export interface FollowOverride {
 }
 
 /** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth'>> & {
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'standbyTimeline'>> & {
   follow?: FollowOverride | null;
   fenced?: FenceRecord | null;
 };

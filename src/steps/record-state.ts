@@ -1,15 +1,18 @@
 /**
- * Records, scoped to this node and cluster: the role the environment asked for, the replication
+ * Records, scoped to this node and cluster: the role the environment asked for, a standby's
+ * timeline (see NodeState.standbyTimeline), the replication
  * password applied (a salted hash), the peer a fenced PRIMARY follows (cleared on any other
  * start), and drops a `pgrepl follow` override the environment has since overruled.
  */
+import type { Role } from '../config/env.js';
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
+import { newestTimeline } from '../observe/pgdata.js';
 import { rememberNodeName } from '../state/node-name.js';
 import { updateNodeState } from '../state/node-state.js';
 import type { StepContext } from './context.js';
 
-export async function recordState(ctx: StepContext): Promise<void> {
+export async function recordState(ctx: StepContext, as: Role): Promise<void> {
   const { cfg } = ctx;
   await rememberNodeName(cfg.pgdata, cfg.nodeName);
   const control = await readControlData(cfg.pgdata);
@@ -19,6 +22,7 @@ export async function recordState(ctx: StepContext): Promise<void> {
     { node: cfg.nodeName, systemIdentifier: control.systemIdentifier },
     {
       lastRole: cfg.role,
+      ...(as === 'STANDBY' ? { standbyTimeline: await newestTimeline(cfg.pgdata, control.timeline) } : {}),
       ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}),
       ...(ctx.upstream?.dropFollow ? { follow: null } : {}),
       fenced: ctx.fenced && ctx.upstream ? { host: ctx.upstream.host, port: ctx.upstream.port } : null,

@@ -5,34 +5,83 @@
  * a node that crashed (SIGKILL, power loss) first finishes crash recovery in single-user mode.
  * The source is the upstream, reached as the pgrepl role (granted the functions pg_rewind calls);
  * the password travels in the environment.
+ *
+ * This step reports what happened (RewindOutcome); what that means — start, move aside and
+ * clone, stop, refuse — is decided in plan/rewind.ts.
  */
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { archiveWal } from '../cli/archive-wal.js';
 import { REPLICATION_USER } from '../config/token.js';
-import { RECOVERY_CONF, STANDBY_SIGNAL } from '../layout.js';
+import { RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
 import { log } from '../log.js';
 import { readControlData } from '../observe/control-file.js';
+import type { RewindOutcome } from '../plan/rewind.js';
 import { checkpoint } from '../postgres/replication.js';
-import { run, runWithLines } from '../postgres/run.js';
+import { ProgramFailed, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
+import { updateNodeState } from '../state/node-state.js';
 import { writePhase } from '../state/phase.js';
+import { fsyncDir } from '../util/atomic-file.js';
 import { requireUpstream, type StepContext } from './context.js';
 
-export async function finishCrashRecovery(ctx: StepContext): Promise<void> {
+/**
+ * Crash recovery in single-user mode, which refuses standby mode: the standby's marker goes
+ * first. Before it goes, the state file records the timeline this node is being rewound to, so
+ * that a start killed from here on still knows this is a standby, not a standby someone promoted
+ * (plan/decide.ts, 'promoted standby'). The archive stays whole, as Patroni keeps it: archive_mode
+ * stays on, so no segment still waiting to be archived (.ready) is recycled, but nothing is
+ * archived from inside (archive_command=false); archiveReadySegments does that next.
+ */
+async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefined): Promise<void> {
   const { pgdata } = ctx.cfg;
-  const state = (await readControlData(pgdata))?.state;
-  if (state === 'shut down' || state === 'shut down in recovery') return;
-  log.info({ state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
-  // Single-user mode refuses standby mode; the standby configuration is rewritten after the rewind.
+  const control = await readControlData(pgdata);
+  if (control?.state === 'shut down' || control?.state === 'shut down in recovery') return;
+  if (control && rewindTo !== undefined) {
+    await updateNodeState(pgdata, { node: ctx.cfg.nodeName, systemIdentifier: control.systemIdentifier }, { standbyTimeline: rewindTo });
+  }
+  log.info({ state: control?.state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
   for (const f of [STANDBY_SIGNAL, 'recovery.signal', RECOVERY_CONF]) await rm(join(pgdata, f), { force: true });
-  await run('postgres', ['--single', '-F', '-D', pgdata, '-c', 'archive_mode=off', 'template1']);
+  await runWithLines('postgres', ['--single', '-F', '-D', pgdata, '-c', 'archive_mode=on', '-c', 'archive_command=false', 'template1'], {}, (l) => log.info(l));
 }
 
-export async function rewind(ctx: StepContext): Promise<void> {
+/**
+ * WAL this node wrote that its archive does not have yet: pg_rewind replaces pg_wal with the
+ * upstream's history, so archive it now (the archive keeps every timeline; a diverged segment
+ * has its own timeline's name and cannot clash with the upstream's).
+ */
+async function archiveReadySegments(ctx: StepContext): Promise<void> {
+  const dir = ctx.cfg.archiveDir;
+  if (dir === undefined) return;
+  const status = join(ctx.cfg.pgdata, 'pg_wal', 'archive_status');
+  const ready = (await readdir(status).catch(() => [] as string[])).filter((f) => f.endsWith('.ready')).sort();
+  for (const f of ready) {
+    const name = f.slice(0, -'.ready'.length);
+    await archiveWal(join(ctx.cfg.pgdata, 'pg_wal', name), name, dir);
+    await rename(join(status, f), join(status, `${name}.done`));
+  }
+  if (ready.length > 0) {
+    await fsyncDir(status);
+    log.info({ segments: ready.length, archive: dir }, 'archived the WAL still waiting for the archive before pg_rewind');
+  }
+}
+
+export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
   const { cfg } = ctx;
   const up = requireUpstream(ctx);
+  const upstreamTimeline = ctx.obs.upstream?.found.reachable ? ctx.obs.upstream.found.timeline : undefined;
+  const ourTimeline = ctx.obs.pgdata.kind === 'cluster' ? ctx.obs.pgdata.timeline : undefined;
+  const outcome = (stage: RewindOutcome['stage'], err?: ProgramFailed, lines: string[] = []): RewindOutcome => ({
+    stage, exitCode: err?.exitCode, signal: err?.signal, lines: err?.lines ?? lines, upstreamTimeline, ourTimeline,
+  });
   writePhase(cfg.socketDir, cfg.port, 'rewinding');
-  await finishCrashRecovery(ctx);
+  try {
+    await finishCrashRecovery(ctx, upstreamTimeline);
+  } catch (err) {
+    if (err instanceof ProgramFailed) return outcome('crash recovery', err);
+    throw err;
+  }
+  await archiveReadySegments(ctx);
   const source = [
     `host=${conninfoValue(up.host)}`, `port=${up.port}`, `user=${REPLICATION_USER}`, 'dbname=postgres',
     `application_name=${conninfoValue(cfg.nodeName)}`, 'connect_timeout=10',
@@ -41,22 +90,25 @@ export async function rewind(ctx: StepContext): Promise<void> {
   // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
   // updates only at its next checkpoint: ask for one (pg_checkpoint, granted on 15+).
   if (!(await checkpoint(target))) log.info('could not ask the upstream for a checkpoint (PostgreSQL < 15 grants it to superusers only)');
+  // With an archive, WAL this node needs that pg_wal no longer holds comes from it (13+): pg_rewind
+  // runs the target's restore_command, which pgrepl.conf has had since pgrepl wrote it for archives.
+  const settings = await readFile(join(cfg.pgdata, SETTINGS_FILE), 'utf8').catch(() => '');
+  const restore = cfg.archiveDir !== undefined && ctx.obs.binariesMajor >= 13 && /^restore_command\b/m.test(settings) ? ['--restore-target-wal'] : [];
   log.info({ upstream: `${up.host}:${up.port}` }, 'rewinding with pg_rewind');
   let last = 0;
-  const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress'], {
-    env: { PGPASSWORD: cfg.replicationPassword.reveal() },
-  }, (line) => {
-    if (!/ kB \(\d+%\) copied$/.test(line)) return log.info(line);
-    if (Date.now() - last >= 2000) {
-      last = Date.now();
-      log.info(line);
-    }
-  });
-  const upstreamTimeline = ctx.obs.upstream?.found.reachable ? ctx.obs.upstream.found.timeline : undefined;
-  const ourTimeline = ctx.obs.pgdata.kind === 'cluster' ? ctx.obs.pgdata.timeline : undefined;
-  if (lines.some((l) => l.includes('same timeline')) && upstreamTimeline !== ourTimeline) {
-    // The source's control file still shows the old timeline: its checkpoint has not come yet.
-    throw new Error(`pg_rewind saw the upstream on this node's timeline, but it is on timeline ${upstreamTimeline}: its control file is behind (no checkpoint since its promotion)`);
+  try {
+    const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress', ...restore], {
+      env: { PGPASSWORD: cfg.replicationPassword.reveal() },
+    }, (line) => {
+      if (!/ kB \(\d+%\) copied$/.test(line)) return log.info(line);
+      if (Date.now() - last >= 2000) {
+        last = Date.now();
+        log.info(line);
+      }
+    });
+    return outcome('done', undefined, lines);
+  } catch (err) {
+    if (err instanceof ProgramFailed) return outcome('pg_rewind', err);
+    throw err;
   }
-  log.info('pg_rewind finished');
 }

@@ -25,6 +25,8 @@ async function rewrite(path: string, change: (text: string) => string): Promise<
 
 export interface SettingsInput {
   cfg: Config;
+  /** Where to write the files: PGDATA (default), or a copy that will be moved into it. */
+  dir?: string;
   major: number;
   /** Present for a standby: whom it follows. */
   upstream?: { host: string; port: number } | undefined;
@@ -50,11 +52,11 @@ export function selfCommand(): string[] {
 /** Writes the configuration for a node; used at start and by `pgrepl follow`. */
 export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   const { cfg, major } = s;
-  const dir = cfg.pgdata;
+  const dir = s.dir ?? cfg.pgdata;
   const standby: StandbyConnection | undefined = s.upstream && {
     host: s.upstream.host,
     port: s.upstream.port,
-    passfile: join(dir, PASSFILE),
+    passfile: join(cfg.pgdata, PASSFILE), // where it will be once the copy is moved in
     applicationName: cfg.nodeName,
     slot: cfg.slots ? cfg.nodeName : undefined,
   };
@@ -71,15 +73,16 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   await rewrite(join(dir, 'pg_hba.conf'), (t) =>
     withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod ?? replicationMethodIn(t) ?? 'scram-sha-256'));
   if (standby) {
-    await writeFileAtomic(standby.passfile, renderPassfile(cfg.replicationPassword.reveal()), 0o600);
+    await writeFileAtomic(join(dir, PASSFILE), renderPassfile(cfg.replicationPassword.reveal()), 0o600);
     if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
     else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby, archive), 0o600);
   }
 }
 
-export async function writeSettings(ctx: StepContext, as: Role): Promise<void> {
+export async function writeSettings(ctx: StepContext, as: Role, staging?: string): Promise<void> {
   await writeNodeSettings({
     cfg: ctx.cfg,
+    dir: staging === undefined ? undefined : join(ctx.cfg.pgdata, staging),
     major: ctx.obs.binariesMajor,
     upstream: as === 'STANDBY' ? ctx.upstream : undefined,
     replicationAuthMethod: ctx.replicationAuth?.method ?? ctx.obs.replicationAuthMethod,

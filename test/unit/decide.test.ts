@@ -63,13 +63,29 @@ describe('PRIMARY rows', () => {
   });
 
   it('an interrupted initdb: discards only the staging copy, then initdb again', () => {
-    const p = decide(obs({ kind: 'interrupted-build', build: 'init', staging: '.pgrepl-staging-init' }), primary);
+    const p = decide(obs({ kind: 'interrupted-build', build: 'init', staging: '.pgrepl-staging-init', keptCopies: [] }), primary);
     expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', ...FIRST_BOOT.slice(1)]);
     expect('steps' in p && p.steps[1]).toEqual({ do: 'discard-interrupted-build', staging: '.pgrepl-staging-init' });
   });
 
+  it('only kept copies (no cluster): refuses, naming them and how to restore; never initdb beside them', () => {
+    const kept = ['pgrepl-aside-20260101T000000Z', 'pgrepl-aside-20260202T000000Z'];
+    for (const found of [
+      { kind: 'only-kept-copies' as const, keptCopies: kept },
+      { kind: 'interrupted-build' as const, build: 'init' as const, staging: '.pgrepl-staging-init', keptCopies: kept },
+      { kind: 'interrupted-build' as const, build: 'clone' as const, staging: '.pgrepl-staging-clone', keptCopies: kept },
+    ]) {
+      const p = decide(obs(found), primary);
+      expect(p.row).toBe('kept copies only × PRIMARY');
+      expect(steps(p)).toEqual([]);
+      expect(refusal(p)).toBe(
+        'PGDATA=/data holds no cluster, only data moved aside earlier (/data/pg_dynshmem/pgrepl-aside-20260101T000000Z, /data/pg_dynshmem/pgrepl-aside-20260202T000000Z): a new cluster here would be a new, empty system. To restore that data, stop the node and move the contents of /data/pg_dynshmem/pgrepl-aside-20260202T000000Z back into PGDATA (as the postgres user), then start it again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed',
+      );
+    }
+  });
+
   it('an interrupted clone: refuses, touching nothing', () => {
-    const p = decide(obs({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone' }), primary);
+    const p = decide(obs({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone', keptCopies: [] }), primary);
     expect(refusal(p)).toMatch(/interrupted clone .* PGREPL_ROLE=STANDBY/);
   });
 
@@ -98,12 +114,12 @@ describe('PRIMARY rows', () => {
     expect(p.row).toBe('standby cluster × PRIMARY');
     expect('steps' in p && p.steps).toEqual([
       { do: 'prepare-directories' },
-      { do: 'start-temp-server', on: 'pgdata', detached: true },
+      { do: 'start-temp-server', on: 'pgdata', settings: ["primary_conninfo=''"] },
       { do: 'promote-temp-server' },
       { do: 'set-replication-role' },
       { do: 'stop-temp-server' },
       { do: 'write-settings', as: 'PRIMARY' },
-      { do: 'record-state' },
+      { do: 'record-state', as: 'PRIMARY' },
       { do: 'hand-over' },
     ]);
   });
@@ -147,8 +163,12 @@ describe('STANDBY rows', () => {
   it('empty: clones (never initdb, never init scripts), then starts as a standby', () => {
     const p = decide(sobs({ kind: 'empty' }), standby);
     expect(p.row).toBe('missing/empty × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'commit-staging', 'ensure-slot', ...START]);
-    expect('steps' in p && p.steps.find((s) => s.do === 'write-settings')).toEqual({ do: 'write-settings', as: 'STANDBY' });
+    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    // The copy is a standby before it is moved in; PGDATA's settings are written again at the end.
+    expect('steps' in p && p.steps.filter((s) => s.do === 'write-settings')).toEqual([
+      { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' },
+      { do: 'write-settings', as: 'STANDBY' },
+    ]);
   });
 
   it('empty, slots off: no slot step', () => {
@@ -165,9 +185,16 @@ describe('STANDBY rows', () => {
   it('an interrupted clone (or initdb): discards only that copy, clones again', () => {
     for (const build of ['clone', 'init'] as const) {
       const staging = build === 'clone' ? '.pgrepl-staging-clone' : '.pgrepl-staging-init';
-      const p = decide(sobs({ kind: 'interrupted-build', build, staging }), standby);
-      expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', 'clone', 'commit-staging', 'ensure-slot', ...START]);
+      const p = decide(sobs({ kind: 'interrupted-build', build, staging, keptCopies: [] }), standby);
+      expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
     }
+  });
+
+  it('only kept copies: clones, leaving them where they are', () => {
+    const p = decide(sobs({ kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-20260101T000000Z'] }), standby);
+    expect(p.row).toBe('kept copies only × STANDBY');
+    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).not.toContain('move-aside');
   });
 
   it("a standby's cluster of the same system: keeps the data, no copy", () => {
@@ -185,7 +212,7 @@ describe('STANDBY rows', () => {
     const p = decide(sobs(cluster({ standby: true }), { upstream: up({ timeline: 2 }) }), standby);
     expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
     expect('steps' in p && p.steps[1]).toEqual({
-      do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
+      do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
     });
   });
 
@@ -198,7 +225,7 @@ describe('STANDBY rows', () => {
     const other = sobs(cluster({ standby: true }), { upstream: up({ systemIdentifier: '42' }) });
     expect(refusal(decide(other, standby))).toMatch(/holds system 7000000000000000001 but the upstream .* is system 42: .*PGREPL_RECLONE=auto/);
     expect(steps(decide(other, { ...standby, reclone: 'auto' }))).toEqual([
-      'prepare-directories', 'move-aside', 'clone', 'commit-staging', 'ensure-slot', ...START,
+      'prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START,
     ]);
   });
 
@@ -210,13 +237,13 @@ describe('STANDBY rows', () => {
 
   it('a former primary holding data kept aside earlier: moves aside and clones (pg_rewind would delete the kept copy)', () => {
     const p = decide(sobs(cluster({ keptCopies: ['pgrepl-aside-20260101T000000Z'] }), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
     expect(p.why).toMatch(/kept aside earlier \(pgrepl-aside-20260101T000000Z\), which pg_rewind would delete/);
   });
 
   it('a former primary whose pg_rewind is of another version: moves aside and clones', () => {
     const p = decide(sobs(cluster(), { upstream: up({ timeline: 2 }), tools: { basebackup: 15, rewind: 16 } }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
   });
 
   it('a former primary and an upstream that is not newer: refuses (nothing newer to follow)', () => {
@@ -251,6 +278,57 @@ describe('STANDBY rows', () => {
     }
   });
 
+  it('a standby pgrepl took out of standby mode for crash recovery before a rewind, killed there: still a standby, never promoted', () => {
+    // No standby.signal (single-user mode needs it gone), the timeline it was a standby on.
+    const detached = cluster({ timeline: 1, state: 'in crash recovery' });
+    for (const recorded of [1, 2]) {
+      const gone = decide(sobs(detached, { upstream: down, lastRole: 'STANDBY', standbyTimeline: recorded }), standby);
+      expect(gone.row).toBe('standby cluster × STANDBY');
+      expect(steps(gone)).toEqual(['prepare-directories', ...START]);
+      expect('steps' in gone && gone.steps.find((s) => s.do === 'write-settings')).toEqual({ do: 'write-settings', as: 'STANDBY' });
+      expect(gone.why).toMatch(/taken it out of standby mode for crash recovery .*not promoted/);
+    }
+    // With the upstream back on its newer timeline: the rewind it was doing, again.
+    const back = decide(sobs(detached, { upstream: up({ timeline: 2 }), lastRole: 'STANDBY', standbyTimeline: 2 }), standby);
+    expect(back.row).toBe('standby cluster × STANDBY');
+    expect(steps(back)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+    // A fenced PRIMARY's standby, the same: it keeps following its peer, never comes up writable.
+    const fenced = { host: '10.0.0.2', port: 5433 };
+    const silentPeer: PeerFound = { target: fenced, found: { reachable: false, error: 'ECONNREFUSED' }, inRecovery: undefined };
+    const f = decide(obs(cluster({ timeline: 1, state: 'in crash recovery' }), { peers: [silentPeer], fenced, lastRole: 'PRIMARY', standbyTimeline: 2, tools }), primary);
+    expect(f.row).toBe('fenced standby × PRIMARY');
+    expect(steps(f)).toEqual(['prepare-directories', ...START]);
+  });
+
+  it('promoted means a timeline newer than the one it was a standby on', () => {
+    const p = decide(sobs(cluster({ timeline: 3 }), { upstream: down, lastRole: 'STANDBY', standbyTimeline: 2 }), standby);
+    expect(p.row).toBe('promoted standby × STANDBY');
+    expect(p.why).toMatch(/promoted while this node ran as a standby \(timeline 3, newer than timeline 2 it was a standby on\)/);
+  });
+
+  it('an upstream that refuses this node: a standby with data starts on it; without data, one line naming the cause', () => {
+    const refusing = (refused: 'password' | 'no replication role' | 'not allowed', error: string) => ({
+      target: { host: 'pg1', port: 5432, source: 'PGREPL_MASTER_IP', dropFollow: false },
+      found: { reachable: false as const, error, refused },
+    });
+    const pw = refusing('password', '28P01: password authentication failed for user "pgrepl"');
+    const withData = decide(sobs(cluster({ standby: true }), { upstream: pw }), standby);
+    expect(withData.row).toBe('standby cluster × STANDBY');
+    expect(steps(withData)).toEqual(['prepare-directories', ...START]);
+    expect(withData.why).toMatch(/refuses it: the upstream pg1:5432 rejected the replication password .*PGREPL_TOKEN .* the same on every node: starting on the data it has, serving reads; it streams once the upstream lets it in/);
+    const empty = decide(sobs({ kind: 'empty' }, { upstream: pw }), standby);
+    expect(empty.row).toBe('upstream refuses this node');
+    expect(refusal(empty)).toBe('the upstream pg1:5432 rejected the replication password (28P01: password authentication failed for user "pgrepl"): PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node; nothing was changed');
+    expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: refusing('no replication role', '28000: role "pgrepl" does not exist') }), standby))).toBe(
+      'the upstream pg1:5432 has no role pgrepl (28000: role "pgrepl" does not exist): it runs without replication, as a primary first started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that; nothing was changed',
+    );
+    expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: refusing('not allowed', '28000: no pg_hba.conf entry for replication connection') }), standby))).toMatch(
+      /does not allow this node to replicate \(28000: no pg_hba.conf entry .*\): widen PGREPL_REPLICATION_CIDR on the upstream/,
+    );
+    // A former primary that must be rewound cannot be, without its upstream: refused, nothing changed.
+    expect(refusal(decide(sobs(cluster(), { upstream: pw, lastRole: 'PRIMARY' }), standby))).toMatch(/rejected the replication password/);
+  });
+
   it('an upstream of another major version: refuses', () => {
     expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: up({ major: 16 }) }), standby))).toMatch(
       /runs PostgreSQL 16 but this node's binaries are PostgreSQL 15/,
@@ -267,7 +345,7 @@ describe('how long to wait for the upstream', () => {
   it('waits the full timeout when there is nothing to serve without it, briefly otherwise', async () => {
     const { upstreamPatience } = await import('../../src/plan/upstream.js');
     expect(upstreamPatience({ kind: 'empty' }, undefined, 300)).toBe(300);
-    expect(upstreamPatience({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone' }, undefined, 300)).toBe(300);
+    expect(upstreamPatience({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone', keptCopies: [] }, undefined, 300)).toBe(300);
     expect(upstreamPatience(cluster(), 'PRIMARY', 300)).toBe(300); // a former primary must be rewound first
     expect(upstreamPatience(cluster({ standby: true }), 'STANDBY', 300)).toBe(5);
     expect(upstreamPatience(cluster(), 'STANDBY', 300)).toBe(5); // promoted behind our back: it serves writes
@@ -295,7 +373,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     expect(p.why).toMatch(/^PGDATA=\/data holds a primary on this node's timeline 1 and PGREPL_ROLE is PRIMARY, but the peer 10\.0\.0\.2:5433 is a primary of the same system on timeline 2: coming up writable would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of 10\.0\.0\.2:5433 instead: /);
     expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START_STANDBY]);
     expect('steps' in p && p.steps[1]).toEqual({
-      do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
+      do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
     });
     expect(writeAs(p)).toEqual({ do: 'write-settings', as: 'STANDBY' });
     expect(fencedTo(p)).toEqual({ host: '10.0.0.2', port: 5433, source: 'PGREPL_PEERS', dropFollow: false });
@@ -393,6 +471,13 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
   it('a fence record means nothing once the node is a primary again (pgrepl promote)', () => {
     const p = decide(pobs(cluster({ timeline: 3 }), [peer(5433, { timeline: 2 })], { fenced: { host: '10.0.0.2', port: 5433 } }), primary);
     expect(p.row).toBe('primary cluster × PRIMARY');
+  });
+
+  it('a peer that refuses the replication password: refused before anything opens for writes', () => {
+    const refusing: PeerFound = { target: { host: '10.0.0.2', port: 5433 }, found: { reachable: false, error: '28P01: password authentication failed', refused: 'password' }, inRecovery: undefined };
+    const p = decide(pobs(cluster(), [refusing]), primary);
+    expect(p.row).toBe('peer refuses this node');
+    expect(refusal(p)).toBe('the peer 10.0.0.2:5433 rejected the replication password (28P01: password authentication failed): PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node; nothing was changed');
   });
 
   it('rejoin, but the newer primary cannot be followed: refuses, saying why', () => {

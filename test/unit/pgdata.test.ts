@@ -58,19 +58,27 @@ describe('observing PGDATA', () => {
     expect(await observePgdata(b)).toMatchObject({ kind: 'cluster', major: 11, standby: true });
   });
 
-  it('a moved-aside copy does not make PGDATA a non-cluster', async () => {
+  it('a moved-aside copy alone is neither a non-cluster nor empty: it is the data', async () => {
     const d = fresh();
     mkdirSync(join(d, 'pg_dynshmem', 'pgrepl-aside-20260101T000000Z'), { recursive: true });
+    expect(await observePgdata(d)).toEqual({ kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-20260101T000000Z'] });
+  });
+
+  it('pg_dynshmem with only the remembered node name is empty', async () => {
+    const d = fresh();
+    mkdirSync(join(d, 'pg_dynshmem'));
+    writeFileSync(join(d, 'pg_dynshmem', 'pgrepl-node-name'), 'n1\n');
     expect(await observePgdata(d)).toEqual({ kind: 'empty' });
   });
 
   it('interrupted builds', async () => {
     const a = fresh();
     mkdirSync(join(a, STAGING_INIT));
-    expect(await observePgdata(a)).toEqual({ kind: 'interrupted-build', build: 'init', staging: STAGING_INIT });
+    expect(await observePgdata(a)).toEqual({ kind: 'interrupted-build', build: 'init', staging: STAGING_INIT, keptCopies: [] });
     const b = fresh();
     mkdirSync(join(b, STAGING_CLONE));
-    expect(await observePgdata(b)).toEqual({ kind: 'interrupted-build', build: 'clone', staging: STAGING_CLONE });
+    mkdirSync(join(b, 'pg_dynshmem', 'pgrepl-aside-20260101T000000Z'), { recursive: true });
+    expect(await observePgdata(b)).toEqual({ kind: 'interrupted-build', build: 'clone', staging: STAGING_CLONE, keptCopies: ['pgrepl-aside-20260101T000000Z'] });
   });
 
   it('a finished build half moved in is a cluster with a pending swap', async () => {

@@ -110,11 +110,13 @@ describe('WAL archive', () => {
     expect(archiveCommand({ ...archive, dir: '/a%b' })).toContain("'/a%%b' %p %f");
   });
 
-  it('a primary archives; no restore_command', () => {
+  it('a primary archives, and has the restore_command a rewind uses (pg_rewind --restore-target-wal)', () => {
     const s = renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, archive }).split('\n');
     expect(s).toContain('archive_mode = on');
     expect(s).toContain(`archive_command = ${confValue(archiveCommand(archive))}`);
-    expect(s.join('\n')).not.toContain('restore_command');
+    expect(s).toContain(`restore_command = ${confValue(restoreCommand(archive))}`);
+    expect(s.filter((l) => l.startsWith('restore_command'))).toHaveLength(1);
+    expect(renderSettings({ major: 11, socketDir: '/s', slotMaxWal: undefined, archive })).not.toContain('restore_command');
   });
 
   it('a standby restores from it, and archives once promoted', () => {
