@@ -203,7 +203,7 @@ function keptCopiesOnly(intent: Intent, kept: string[]): Plan {
   const where = kept.map((k) => `${intent.pgdata}/${ASIDE_PARENT}/${k}`);
   return refuse(
     'kept copies only × PRIMARY',
-    `PGDATA=${intent.pgdata} holds no cluster, only data moved aside earlier (${where.join(', ')}): a new cluster here would be a new, empty system. To restore that data, stop the node and move the contents of ${where[where.length - 1]} back into PGDATA (as the postgres user), then start it again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed`,
+    `PGDATA=${intent.pgdata} holds no cluster, only data moved aside earlier (${where.join(', ')}): a new cluster here would be a new, empty system. To restore that data, stop the node, move everything in ${where[where.length - 1]} but its pg_dynshmem back into PGDATA (as the postgres user), remove what is left of it, and start the node again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed`,
   );
 }
 

@@ -79,7 +79,7 @@ describe('PRIMARY rows', () => {
       expect(p.row).toBe('kept copies only × PRIMARY');
       expect(steps(p)).toEqual([]);
       expect(refusal(p)).toBe(
-        'PGDATA=/data holds no cluster, only data moved aside earlier (/data/pg_dynshmem/pgrepl-aside-20260101T000000Z, /data/pg_dynshmem/pgrepl-aside-20260202T000000Z): a new cluster here would be a new, empty system. To restore that data, stop the node and move the contents of /data/pg_dynshmem/pgrepl-aside-20260202T000000Z back into PGDATA (as the postgres user), then start it again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed',
+        'PGDATA=/data holds no cluster, only data moved aside earlier (/data/pg_dynshmem/pgrepl-aside-20260101T000000Z, /data/pg_dynshmem/pgrepl-aside-20260202T000000Z): a new cluster here would be a new, empty system. To restore that data, stop the node, move everything in /data/pg_dynshmem/pgrepl-aside-20260202T000000Z but its pg_dynshmem back into PGDATA (as the postgres user), remove what is left of it, and start the node again; to make this node a standby of the cluster instead, start it with PGREPL_ROLE=STANDBY; to start a new cluster on purpose, move the kept copies out of PGDATA first; nothing was changed',
       );
     }
   });
