@@ -434,7 +434,7 @@ describe('a standby promoted with `pg_ctl promote` (docker exec NODE gosu postgr
     const s = await start(S2, standbyOf(P2, { PGREPL_UPSTREAM_TIMEOUT: '60' }));
     expect(row(s)).toBe('promoted standby × STANDBY');
     const startLine = s.logs().find((l) => l.msg.startsWith('start: '))!;
-    expect(startLine.msg).toContain(`holds a primary promoted while this node ran as a standby (timeline 2), and the upstream 127.0.0.1:${P2} (PGREPL_MASTER_IP) is not newer (timeline 1): it stays a primary`);
+    expect(startLine.msg).toContain(`holds a primary promoted while this node ran as a standby (timeline 2, newer than timeline 1 it was a standby on), and the upstream 127.0.0.1:${P2} (PGREPL_MASTER_IP) is not newer (timeline 1): it stays a primary`);
     expect(startLine.steps).not.toEqual(expect.arrayContaining([expect.stringMatching(/clone|rewind|initdb|move-aside|promote/)]));
     expect(await isInRecovery(S2)).toBe(false);
     expect((await query<{ n: number }>(S2, 'SELECT count(*)::int AS n FROM t'))[0]!.n).toBe(rows);
