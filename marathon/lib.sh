@@ -151,11 +151,16 @@ vip_key() {
 }
 
 # node_name APP_ID: PGREPL_NODE_NAME for an app (its slot name on the upstream): stable across
-# restarts, unlike the container's host name.
+# restarts, unlike the container's host name. The id without its leading "/", by the image's rule
+# for host names (sanitiseNodeName in src/config/validators.ts; docker/lib.sh's node_name too,
+# all three kept identical by test/unit/node-name-rule.test.ts): lower-cased, every character
+# other than a-z, 0-9 and _ as _, cut to 63; empty: pgrepl.
 node_name() {
-  local name=${1#/}
+  local LC_ALL=C name=${1#/}
+  name=${name,,}
   name=${name//[^a-z0-9_]/_}
-  printf '%s\n' "${name:0:63}"
+  name=${name:0:63}
+  printf '%s\n' "${name:-pgrepl}"
 }
 
 # api METHOD PATH [BODY_FILE]: the response body in $RESP, the HTTP status in $HTTP_STATUS.
