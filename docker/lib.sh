@@ -76,14 +76,79 @@ volume_path() {
   printf '%s\n' "${path:-/var/lib/postgresql/data}"
 }
 
-# The options every node gets: name, host name (the node name), persistent volume, secrets, network.
+# node_name NAME: the node name (PGREPL_NODE_NAME: its replication slot and application_name) of
+# the container NAME. The rule of the image's own (sanitiseNodeName in src/config/validators.ts,
+# for host names), kept identical by test/unit/node-name-rule.test.ts: lower-cased, every
+# character other than a-z, 0-9 and _ as _, cut to 63; empty: pgrepl.
+node_name() {
+  local LC_ALL=C name
+  name=${1,,}
+  name=${name//[^a-z0-9_]/_}
+  name=${name:0:63}
+  printf '%s\n' "${name:-pgrepl}"
+}
+
+# require_name NAME WHAT: a container name as Docker takes it (so node_name sees ASCII only).
+require_name() {
+  [[ $1 =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ ]] ||
+    die "invalid $2 '$1': container names are letters, digits, '_', '.' and '-', starting with a letter or digit, e.g. pgrepl1"
+}
+
+# The label that carries a container's node name: how these scripts find each other's nodes.
+NODE_LABEL=io.pgrepl.node-name
+
+# nodes: the containers these scripts started, one name a line.
+nodes() {
+  "$CLI" ps -a --filter "label=$NODE_LABEL" --format '{{.Names}}'
+}
+
+# env_of CONTAINER VAR: the value of VAR in the container's environment (empty if unset).
+env_of() {
+  "$CLI" container inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$1" 2>/dev/null |
+    sed -n "s/^$2=//p" | head -n 1 || true
+}
+
+# refuse_taken_node_name NAME: no two containers with one node name (pg-1 and PG_1 are both pg_1):
+# their replication slots on an upstream would be one.
+refuse_taken_node_name() {
+  local node other
+  node=$(node_name "$1")
+  while IFS= read -r other; do
+    if [ -n "$other" ] && [ "$other" != "$1" ]; then
+      die "$other already has the node name $node that $1 would get (its replication slot name): choose a name that differs in more than case and punctuation"
+    fi
+  done < <("$CLI" ps -a --filter "label=$NODE_LABEL=$node" --format '{{.Names}}')
+}
+
+# peers_of NAME [KNOWN...]: NAME's PGREPL_PEERS, the others of its cluster as far as known here:
+# the containers KNOWN, and every container of these scripts that names NAME as its upstream or
+# among its peers (a primary started again on its volume finds the nodes that took over); each
+# as CONTAINER:5432 (names resolve on the user-defined network only), NAME left out.
+peers_of() {
+  local name=$1 node list found=()
+  shift
+  while IFS= read -r node; do
+    [ -n "$node" ] || continue
+    list=",$(env_of "$node" PGREPL_PEERS),"
+    if [ "$(env_of "$node" PGREPL_MASTER_IP)" = "$name" ] || [[ $list == *",$name:5432,"* ]]; then set -- "$@" "$node"; fi
+  done < <(nodes)
+  for node in "$@"; do
+    case $node in *:*) ;; *) node=$node:5432 ;; esac
+    if [ "${node%:*}" != "$name" ] && [[ " ${found[*]} " != *" $node "* ]]; then found+=("$node"); fi
+  done
+  (IFS=,; printf '%s\n' "${found[*]}")
+}
+
+# The options every node gets: name, host name (the node name), persistent volume, secrets,
+# network, and on a network PGREPL_PEERS (PEERS, a comma-separated list).
 node_options() {
-  local name=$1
+  local name=$1 peer_list=${2:-}
   printf '%s\n' --detach --publish-all --name "$name" --hostname "$name" \
-    --volume "pgrepl-$name:$(volume_path)" --env "PGREPL_NODE_NAME=${name//[^a-z0-9_]/_}"
+    --volume "pgrepl-$name:$(volume_path)" --env "PGREPL_NODE_NAME=$(node_name "$name")" --label "$NODE_LABEL=$(node_name "$name")"
   secret_options
   if [ -n "$NETWORK" ]; then
     printf '%s\n' --network "$NETWORK"
+    if [ -n "$peer_list" ]; then printf '%s\n' --env "PGREPL_PEERS=$peer_list"; fi
   fi
 }
 

@@ -21,6 +21,8 @@
 #   PGREPL_VIP_FRAMEWORK    the framework name in VIP host names (marathon)
 #   DCOS_ACS_TOKEN          a DC/OS authentication token, sent as "Authorization: token=..."
 #   CURL_CA_BUNDLE          curl's own: the CA of an https Marathon URL
+# Every node gets PGREPL_PEERS: the VIP addresses of its cluster that the script knows, the
+# primary's among them (see marathon/README.md, "Peers").
 # Passed on to the nodes when set: POSTGRES_USER POSTGRES_DB POSTGRES_INITDB_ARGS
 #   POSTGRES_HOST_AUTH_METHOD PGREPL_GESTALT_DATABASES PGREPL_SLOTS PGREPL_SLOT_MAX_WAL
 #   PGREPL_REPLICATION_CIDR PGREPL_UPSTREAM_TIMEOUT PGREPL_RECLONE PGREPL_DEBUG PGREPL_LOG_FORMAT
@@ -87,6 +89,9 @@ def role: ((.env // {}).PGREPL_ROLE // "PRIMARY") | if type == "string" then asc
 def upstream: (.env // {}) as $e | if $e.PGREPL_MASTER_IP then "\($e.PGREPL_MASTER_IP):\($e.PGREPL_MASTER_PORT // "5432")" else "" end;
 def unnull: walk(if type == "object" then with_entries(select(.value != null)) else . end);
 def running: .state as $s | ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"] | index($s) != null;
+# An env object with the addresses $add (host:port) added to its PGREPL_PEERS, each once, in order.
+def with_peers($add): .PGREPL_PEERS = ((((.PGREPL_PEERS // "") | split(",") | map(select(. != ""))) + $add)
+  | reduce .[] as $p ([]; if index([$p]) == null then . + [$p] else . end) | join(","));
 '
 
 # init MARATHON_URL: checks the tools and the URL; a private directory for request and response
@@ -151,11 +156,16 @@ vip_key() {
 }
 
 # node_name APP_ID: PGREPL_NODE_NAME for an app (its slot name on the upstream): stable across
-# restarts, unlike the container's host name.
+# restarts, unlike the container's host name. The id without its leading "/", by the image's rule
+# for host names (sanitiseNodeName in src/config/validators.ts; docker/lib.sh's node_name too,
+# all three kept identical by test/unit/node-name-rule.test.ts): lower-cased, every character
+# other than a-z, 0-9 and _ as _, cut to 63; empty: pgrepl.
 node_name() {
-  local name=${1#/}
+  local LC_ALL=C name=${1#/}
+  name=${name,,}
   name=${name//[^a-z0-9_]/_}
-  printf '%s\n' "${name:0:63}"
+  name=${name:0:63}
+  printf '%s\n' "${name:-pgrepl}"
 }
 
 # api METHOD PATH [BODY_FILE]: the response body in $RESP, the HTTP status in $HTTP_STATUS.
@@ -284,7 +294,8 @@ cpus_setting() {
 }
 
 # app_json ID ROLE VIP: a new node's app definition on stdout. Also reads IMAGE, DISK, CPUS, MEM,
-# GRACE, KILL_GRACE, and UPSTREAM_HOST, UPSTREAM_PORT, AVOID_HOSTS (a regex) for a standby.
+# GRACE, KILL_GRACE, PEERS (PGREPL_PEERS), and UPSTREAM_HOST, UPSTREAM_PORT, AVOID_HOSTS (a regex)
+# for a standby.
 app_json() {
   local insecure=0
   if is_true "${PGREPL_INSECURE:-}"; then insecure=1; fi
@@ -293,7 +304,7 @@ app_json() {
     --argjson grace "$GRACE" --argjson kill "$KILL_GRACE" \
     --arg volume "$VOLUME" --arg pgdata "$PGDATA_PATH" --argjson port "$PG_PORT" \
     --arg node "$(node_name "$1")" --arg uphost "${UPSTREAM_HOST:-}" --arg upport "${UPSTREAM_PORT:-}" \
-    --arg avoid "${AVOID_HOSTS:-}" --argjson pass "$PASS_ENV" \
+    --arg avoid "${AVOID_HOSTS:-}" --arg peers "$PEERS" --argjson pass "$PASS_ENV" \
     --arg insecure "$insecure" '
     ($ENV | with_entries(select(.key as $k | $pass | index($k)))) as $passed
     | {
@@ -310,7 +321,7 @@ app_json() {
         networks: [ { mode: "container/bridge" } ],
         env: (
           $passed
-          + { PGREPL_ROLE: $role, PGDATA: $pgdata, PGREPL_NODE_NAME: $node }
+          + { PGREPL_ROLE: $role, PGDATA: $pgdata, PGREPL_NODE_NAME: $node, PGREPL_PEERS: $peers }
           + (if $uphost != "" then { PGREPL_MASTER_IP: $uphost, PGREPL_MASTER_PORT: $upport } else {} end)
           + (if ($ENV.PGREPL_TOKEN // "") != "" then { PGREPL_TOKEN: $ENV.PGREPL_TOKEN } else {} end)
           + (if ($ENV.POSTGRES_PASSWORD // "") != "" then { POSTGRES_PASSWORD: $ENV.POSTGRES_PASSWORD }

@@ -5,6 +5,9 @@
 # One instance of PGREPL_IMAGE on a local persistent volume of PGREPL_DISK_SIZE MiB (default 100)
 # holding PGDATA, reachable at the VIP's address (primary.pgrepl.marathon.l4lb.thisdcos.directory:5432
 # for the example). Returns once Marathon's deployment is done, i.e. the node is healthy.
+# Its PGREPL_PEERS is the VIP's address: while it starts nothing answers there, and once a standby
+# promoted by promote.sh holds the VIP, this node started again as a PRIMARY (an old definition
+# restored, say) finds that newer primary there and rejoins it as a standby (fencing).
 # Settings: see marathon/lib.sh.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -25,6 +28,7 @@ CPUS=$(cpus_setting 1)
 MEM=$(int_setting PGREPL_MEM 1024 32)
 GRACE=$(health_grace "$DISK")
 KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
+PEERS=$(vip_key "$vip")
 
 get_apps "$TMPD/apps.json"
 refuse_taken_vip "$vip" "$TMPD/apps.json" "$id"

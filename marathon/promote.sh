@@ -4,12 +4,13 @@
 #   ./marathon/promote.sh http://marathon.mesos:8080 pgrepl2 /primary.pgrepl:5432 --old-primary pgrepl1
 #
 # 1. With --old-primary, that app is first re-pointed: PGREPL_ROLE=STANDBY, upstream the VIP, the
-#    VIP label removed. Its running task is killed (and this script waits for it, so that two
+#    VIP's address among its PGREPL_PEERS, the VIP label removed. Its running task is killed (and this script waits for it, so that two
 #    writable primaries never run at once); when it runs again (at once, or when its agent comes
 #    back) it rejoins as a standby of the new primary by pg_rewind, instead of coming back writable.
 #    If its agent is gone (task unreachable), its new definition waits for it.
 # 2. APP_ID gets PGREPL_ROLE=PRIMARY (its data is kept: the image promotes a standby's cluster on
-#    start) and the VIP (VIP_0), replacing its own; then this script waits for the deployment.
+#    start) and the VIP (VIP_0), replacing its own, its address among its PGREPL_PEERS; then this
+#    script waits for the deployment.
 # 3. The other standbys that stream from the VIP are restarted, so that each gets its replication
 #    slot on the new primary (--no-restart-followers skips this).
 # VIP defaults to the old primary's VIP. An app other than the old primary that holds the VIP is an
@@ -110,7 +111,7 @@ old_changed=0
 if [ -n "$old" ]; then
   jq --arg fw "$FRAMEWORK" --arg key "$key" "$JQ_UPDATE"'
     unnull | changed({
-      env: ((.env // {}) + { PGREPL_ROLE: "STANDBY", PGREPL_MASTER_IP: ($key | sub(":[0-9]+$"; "")), PGREPL_MASTER_PORT: ($key | sub("^.*:"; "")) }),
+      env: ((.env // {}) + { PGREPL_ROLE: "STANDBY", PGREPL_MASTER_IP: ($key | sub(":[0-9]+$"; "")), PGREPL_MASTER_PORT: ($key | sub("^.*:"; "")) } | with_peers([$key])),
       container: (.container
         | if .portMappings then .portMappings |= map(strip_vip($fw; $key)) else . end
         | if .docker.portMappings then .docker.portMappings |= map(strip_vip($fw; $key)) else . end),
@@ -144,9 +145,9 @@ if [ -n "$old" ]; then
 fi
 
 # 2. The standby becomes the primary, with the VIP.
-jq --arg vip "$vip" "$JQ_UPDATE"'
+jq --arg vip "$vip" --arg key "$key" "$JQ_UPDATE"'
   unnull | changed({
-    env: ((.env // {}) | del(.PGREPL_MASTER_IP, .PGREPL_MASTER_PORT) + { PGREPL_ROLE: "PRIMARY" })
+    env: ((.env // {}) | del(.PGREPL_MASTER_IP, .PGREPL_MASTER_PORT) + { PGREPL_ROLE: "PRIMARY" } | if $key == "" then . else with_peers([$key]) end)
   } + (if $vip == "" then {}
        elif (.container.portMappings // []) != [] then { container: (.container | .portMappings[0] |= set_vip($vip)) }
        elif (.container.docker.portMappings // []) != [] then { container: (.container | .docker.portMappings[0] |= set_vip($vip)) }

@@ -6,6 +6,8 @@
 # it), runs on another host than the upstream (hostname UNLIKE its host), and gets by default the
 # upstream's image, cpus, memory and volume size (PGREPL_IMAGE, PGREPL_CPUS, PGREPL_MEM,
 # PGREPL_DISK_SIZE override them: a bigger disk, then promote.sh, is how a database grows).
+# Its PGREPL_PEERS: its upstream's, its upstream's VIP address and its own, so that every node lists
+# the primary's VIP (the address a promotion moves) and the nodes it knows.
 # Returns once Marathon's deployment is done, i.e. the clone is over and the node is healthy.
 # Settings: see marathon/lib.sh.
 set -euo pipefail
@@ -47,6 +49,7 @@ CPUS=$(cpus_setting "$(jq -r '.cpus // 1' "$TMPD/primary.json")")
 MEM=$(int_setting PGREPL_MEM "$(jq -r '.mem // 1024 | floor' "$TMPD/primary.json")" 32)
 GRACE=$(health_grace "$DISK")
 KILL_GRACE=$(int_setting PGREPL_KILL_GRACE "$(jq -r '.taskKillGracePeriodSeconds // 120' "$TMPD/primary.json")" 0)
+PEERS=$(jq -r --arg up "$upstream" --arg own "$(vip_key "$vip")" "$JQ_DEFS"'.env // {} | with_peers([$up, $own]) | .PGREPL_PEERS' "$TMPD/primary.json")
 
 get_apps "$TMPD/apps.json"
 refuse_taken_vip "$vip" "$TMPD/apps.json" "$id"

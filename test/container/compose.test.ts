@@ -2,7 +2,9 @@
  * compose.yaml, run as it is with podman-compose (the compose implementation Debian packages for
  * podman): a primary, two standbys and a cascade, with the password and token as compose
  * secrets; every node healthy and replicating; `down` and `up` again restarts every node on its
- * volume without a copy; a promotion in the middle of the chain, followed by the cascade.
+ * volume without a copy; a promotion in the middle of the chain, followed by the cascade; the
+ * old primary started again after that promotion rejoins as a standby instead of accepting writes
+ * (every node lists the others in PGREPL_PEERS: fencing).
  *
  * The file is copied into a scratch project directory with its own secrets/ (compose resolves
  * ./secrets beside the file), and PGREPL_IMAGE points it at the image under test.
@@ -95,5 +97,19 @@ describe('compose.yaml with podman-compose', () => {
     await psql(container('pg2'), 'INSERT INTO composed VALUES (3)');
     await eventually('pg4 has the row written after the promotion', async () => (await count('pg4')) === 3);
     expect(await psql(container('pg4'), 'SELECT received_tli FROM pg_stat_wal_receiver')).toBe('2');
+  });
+
+  it('pg1 started again after pg2\'s promotion: it finds pg2 among its peers and rejoins as its standby; no write is accepted on pg1', async () => {
+    const pg1 = container('pg1');
+    expect((await podman(['start', pg1])).code).toBe(0);
+    await waitReady(pg1);
+    expect(await psql(pg1, 'SELECT pg_is_in_recovery()')).toBe('t');
+    await eventually('pg1 streams from pg2', async () =>
+      (await psql(pg1, "SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'")) === 'pg2');
+    const write = await podman(['exec', pg1, 'psql', '-X', '-U', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', 'INSERT INTO composed VALUES (4)']);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toContain('cannot execute INSERT in a read-only transaction');
+    await eventually('pg1 has the row written on pg2 after the promotion', async () => (await count('pg1')) === 3);
+    expect(rows(await logs(pg1)).at(-1)).toBe('fenced × PRIMARY');
   });
 });

@@ -2,7 +2,8 @@
  * The seed README's walkthrough through the docker/ scripts, with the podman CLI: a primary, two
  * standbys and a cascade; data on all; a standby removed and run again on its volume; the primary
  * killed; a standby promoted; the cascade following; the orphan standby re-pointed with
- * follow.sh. It runs once per major and mode:
+ * follow.sh; on a network, the old primary started again rejoining the promoted one as a standby
+ * (every node lists the others in PGREPL_PEERS: fencing). It runs once per major and mode:
  *   - PostgreSQL 15 on a user-defined network (PGREPL_NETWORK, what the README recommends);
  *   - PostgreSQL 18, whose image keeps PGDATA in /var/lib/postgresql/18/docker under a volume at
  *     /var/lib/postgresql: the scripts must mount their volumes there (and any other major in
@@ -83,6 +84,13 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     }
   }
 
+  /** The container's PGREPL_PEERS, as a list. */
+  async function peersOf(name: string): Promise<string[]> {
+    const env = JSON.parse(await podmanOk(['container', 'inspect', '--format', '{{json .Config.Env}}', name])) as string[];
+    const value = env.find((e) => e.startsWith('PGREPL_PEERS='))?.slice('PGREPL_PEERS='.length);
+    return value ? value.split(',') : [];
+  }
+
   async function count(name: string): Promise<number> {
     return Number(await psql(name, 'SELECT count(*) FROM walk'));
   }
@@ -121,10 +129,20 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const noUp = await script('standby.sh', [`${tag}-nobody`, n2]);
     expect(noUp.code).toBe(1);
     expect(noUp.stderr).toMatch(/no container named/);
+    const badName = await script('primary.sh', [`${tag} n1`]);
+    expect(badName.code).toBe(1);
+    expect(badName.stderr).toContain(`primary.sh: invalid NAME '${tag} n1': container names are letters, digits`);
+    if (links) {
+      const peersWithoutNetwork = await script('primary.sh', [n1, n2]);
+      expect(peersWithoutNetwork.code).toBe(1);
+      expect(peersWithoutNetwork.stderr).toContain('only a user-defined network resolves: export PGREPL_NETWORK');
+    }
+    expect((await podman(['container', 'exists', n1])).code).toBe(1);
   });
 
-  it('primary.sh, standby.sh ×2 and a cascade: every node replicates', async () => {
-    const p = await script('primary.sh', [n1]);
+  it('primary.sh, standby.sh ×2 and a cascade: every node replicates; on a network every node lists the others as peers', async () => {
+    // On a network the primary is told its standbys to be; with --link names do not resolve.
+    const p = await script('primary.sh', links ? [n1] : [n1, n2, n3, n4]);
     expect(p.code).toBe(0);
     expect(p.stdout).toMatch(/^Container ID: [0-9a-f]{64}\n$/);
     await waitReady(n1);
@@ -138,6 +156,18 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const status = await script('status.sh', [n1, '--json']);
     expect(JSON.parse(status.stdout).standbys.map((s: { name: string }) => s.name).sort()).toEqual([n2, n3]);
     for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
+    for (const n of [n1, n2, n3, n4]) {
+      const others = [n1, n2, n3, n4].filter((o) => o !== n).map((o) => `${o}:5432`);
+      expect((await peersOf(n)).sort(), `PGREPL_PEERS of ${n}`).toEqual(links ? [] : others);
+    }
+  });
+
+  it('a name whose node name another container has (case and punctuation aside) is refused', async () => {
+    const twin = n1.toUpperCase();
+    const r = await script('standby.sh', [n1, twin]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`standby.sh: ${n1} already has the node name ${n1} that ${twin} would get (its replication slot name): choose a name that differs in more than case and punctuation\n`);
+    expect((await podman(['container', 'exists', twin])).code).toBe(1);
   });
 
   it.runIf(image === IMAGE && !links)('takes the secrets from files too (*_FILE): mounted read-only, never in the container\'s environment', async () => {
@@ -190,6 +220,7 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     const pr = await script('promote.sh', [n2]);
     expect(pr.stdout).toBe('promoted: now a primary on timeline 2\n');
     expect(pr.code).toBe(0);
+    expect(pr.stderr).toContain(links ? 'warning: without PGREPL_NETWORK the nodes list no peers' : `promote.sh: ${n1} lists ${n2} among its peers: started again, it rejoins as its standby\n`);
     await psql(n2, 'INSERT INTO walk VALUES (2)');
     await eventuallyCount(n4, 2);
   });
@@ -207,4 +238,25 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     expect(st.role).toBe('primary');
     expect(st.standbys.map((s: { name: string }) => s.name).sort()).toEqual([n3, n4]);
   }, 300_000);
+
+  it.runIf(!links)('the old primary n1 started again finds n2 among its peers: it rejoins as n2\'s standby, no write accepted', async () => {
+    expect((await podman(['start', n1])).code).toBe(0);
+    await waitReady(n1);
+    expect(rows(await logs(n1)).at(-1)).toBe('fenced × PRIMARY');
+    expect(await psql(n1, 'SELECT pg_is_in_recovery()')).toBe('t');
+    const write = await podman(['exec', n1, 'psql', '-X', '-U', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', 'INSERT INTO walk VALUES (3)']);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toContain('cannot execute INSERT in a read-only transaction');
+    await eventuallyCount(n1, 2);
+  });
+
+  it.runIf(!links && image === IMAGE)('primary.sh n1 again on its volume, without PEERs: it finds the nodes that name it, and stays n2\'s standby', async () => {
+    await podmanOk(['rm', '-f', '-t', '10', n1]);
+    const p = await script('primary.sh', [n1]);
+    expect(p.code, p.stderr).toBe(0);
+    expect((await peersOf(n1)).sort()).toEqual([n2, n3, n4].map((o) => `${o}:5432`));
+    await waitReady(n1);
+    expect(rows(await logs(n1))).toEqual(['fenced standby × PRIMARY']);
+    expect(await psql(n1, 'SELECT pg_is_in_recovery()')).toBe('t');
+  });
 });

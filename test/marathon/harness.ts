@@ -111,7 +111,10 @@ export function useHarness(): Harness {
 }
 
 /** A pgrepl app as primary.sh makes it, for seeding the stand-in. */
-export function nodeApp(id: string, role: 'PRIMARY' | 'STANDBY', vip: string, extra: { upstream?: [string, string]; size?: number; avoid?: string } = {}): Record<string, unknown> {
+/** (Without `peers`, as primary.sh made it before nodes listed PGREPL_PEERS.) */
+export function nodeApp(
+  id: string, role: 'PRIMARY' | 'STANDBY', vip: string, extra: { upstream?: [string, string]; size?: number; avoid?: string; peers?: string } = {},
+): Record<string, unknown> {
   const name = id.replace(/^\//, '').replace(/[^a-z0-9_]/g, '_');
   return {
     id,
@@ -129,6 +132,7 @@ export function nodeApp(id: string, role: 'PRIMARY' | 'STANDBY', vip: string, ex
       PGREPL_ROLE: role,
       PGDATA: '/mnt/mesos/sandbox/pgdata',
       PGREPL_NODE_NAME: name,
+      ...(extra.peers ? { PGREPL_PEERS: extra.peers } : {}),
       PGREPL_TOKEN: TOKEN,
       POSTGRES_PASSWORD: PASSWORD,
       ...(extra.upstream ? { PGREPL_MASTER_IP: extra.upstream[0], PGREPL_MASTER_PORT: extra.upstream[1] } : {}),

@@ -28,6 +28,8 @@ describe('marathon/primary.sh', () => {
         PGREPL_ROLE: 'PRIMARY',
         PGDATA: '/mnt/mesos/sandbox/pgdata',
         PGREPL_NODE_NAME: 'pgrepl1',
+        // its own VIP's address: a standby promoted in its place answers there (fencing)
+        PGREPL_PEERS: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432',
         PGREPL_TOKEN: TOKEN,
         POSTGRES_PASSWORD: PASSWORD,
       },
@@ -68,6 +70,7 @@ describe('marathon/primary.sh', () => {
       PGREPL_ROLE: 'PRIMARY',
       PGDATA: '/mnt/mesos/sandbox/pgdata',
       PGREPL_NODE_NAME: 'db_pgrepl_1',
+      PGREPL_PEERS: 'db.primary.marathon.l4lb.thisdcos.directory:6543',
       PGREPL_TOKEN: TOKEN,
       POSTGRES_PASSWORD: PASSWORD,
     });
@@ -128,6 +131,7 @@ describe('marathon/primary.sh', () => {
       PGREPL_ROLE: 'PRIMARY',
       PGDATA: '/mnt/mesos/sandbox/pgdata',
       PGREPL_NODE_NAME: 'pgrepl1',
+      PGREPL_PEERS: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432',
       POSTGRES_HOST_AUTH_METHOD: 'trust',
     });
   });

@@ -42,7 +42,9 @@ describe('marathon/promote.sh', () => {
     // The old primary: a partial update with the fields that change, its VIP label gone.
     expect(Object.keys(put1!.body).sort()).toEqual(['container', 'env', 'id']);
     expect(put1!.body.id).toBe('/pgrepl1');
-    expect(put1!.body.env).toEqual({ ...nodeApp('/pgrepl1', 'PRIMARY', '').env as object, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: PRIMARY, PGREPL_MASTER_PORT: '5432' });
+    expect(put1!.body.env).toEqual({
+      ...nodeApp('/pgrepl1', 'PRIMARY', '').env as object, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: PRIMARY, PGREPL_MASTER_PORT: '5432', PGREPL_PEERS: `${PRIMARY}:5432`,
+    });
     expect(put1!.body.container.portMappings).toEqual([{ name: 'postgres', containerPort: 5432, hostPort: 0, protocol: 'tcp', labels: {}, servicePort: expect.any(Number) }]);
     expect(put1!.body.container.volumes).toEqual(h.m.app('pgrepl1').container.volumes);
     expect(put1!.rawBody).not.toContain('null');
@@ -50,7 +52,7 @@ describe('marathon/promote.sh', () => {
     // The new primary: PRIMARY, no upstream, the VIP instead of its own.
     expect(Object.keys(put2!.body).sort()).toEqual(['container', 'env', 'id']);
     const { PGREPL_MASTER_IP: _ip, PGREPL_MASTER_PORT: _port, ...env2 } = before2.env;
-    expect(put2!.body.env).toEqual({ ...env2, PGREPL_ROLE: 'PRIMARY' });
+    expect(put2!.body.env).toEqual({ ...env2, PGREPL_ROLE: 'PRIMARY', PGREPL_PEERS: `${PRIMARY}:5432` });
     expect(put2!.body.container.portMappings[0].labels).toEqual({ VIP_0: '/primary.pgrepl:5432' });
     expect({ ...put2!.body.container, portMappings: undefined }).toEqual({ ...before2.container, portMappings: undefined });
     expect(put2!.rawBody).not.toContain('null');
@@ -72,6 +74,18 @@ describe('marathon/promote.sh', () => {
     for (const id of ['pgrepl1', 'pgrepl2', 'pgrepl3']) expect(h.m.tasks(id).map((t) => t.state)).toEqual(['TASK_RUNNING']);
     expect(h.m.tasks('pgrepl1')[0]!.host).toBe('10.0.1.11');
     expect(h.m.tasks('pgrepl2')[0]!.host).toBe('10.0.1.12');
+  });
+
+  it('PGREPL_PEERS: the VIP’s address is added to both nodes’ peers, which are kept, each address once', async () => {
+    const standbyVip = 'standby.pgrepl.marathon.l4lb.thisdcos.directory:5432';
+    h.m.seedApp(nodeApp('/pgrepl1', 'PRIMARY', '/primary.pgrepl:5432', { peers: `${PRIMARY}:5432` }), '10.0.1.11');
+    h.m.seedApp(nodeApp('/pgrepl2', 'STANDBY', '/standby.pgrepl:5432', { upstream: [PRIMARY, '5432'], peers: `${PRIMARY}:5432,${standbyVip}` }), '10.0.1.12');
+    const r = await h.run('promote', [h.m.url, 'pgrepl2', '/primary.pgrepl:5432', '--old-primary', 'pgrepl1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(h.m.app('pgrepl1').env.PGREPL_PEERS).toBe(`${PRIMARY}:5432`);
+    expect(h.m.app('pgrepl2').env.PGREPL_PEERS).toBe(`${PRIMARY}:5432,${standbyVip}`);
+    await h.m.settle();
+    expectOnePrimary(h.m, '/pgrepl2');
   });
 
   it('the VIP defaults to the old primary’s', async () => {

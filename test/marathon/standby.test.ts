@@ -38,6 +38,8 @@ describe('marathon/standby.sh', () => {
         PGREPL_ROLE: 'STANDBY',
         PGDATA: '/mnt/mesos/sandbox/pgdata',
         PGREPL_NODE_NAME: 'pgrepl2',
+        // a primary deployed before PGREPL_PEERS: its VIP's address, then this node's own
+        PGREPL_PEERS: `${PRIMARY_HOST}:5432,standby.pgrepl.marathon.l4lb.thisdcos.directory:5432`,
         PGREPL_MASTER_IP: PRIMARY_HOST,
         PGREPL_MASTER_PORT: '5432',
         PGREPL_TOKEN: TOKEN,
@@ -85,6 +87,18 @@ describe('marathon/standby.sh', () => {
     expect(r.code, r.stderr).toBe(0);
     const env = h.m.writes()[0]!.body.env;
     expect([env.PGREPL_MASTER_IP, env.PGREPL_MASTER_PORT]).toEqual(['dbmain-db.pgrepl.marathon.l4lb.thisdcos.directory', '6543']);
+  });
+
+  it('PGREPL_PEERS: its upstream’s peers, its upstream’s VIP address and its own, each once, so every node lists the primary’s VIP', async () => {
+    h.m.seedApp(nodeApp('/pgrepl1', 'PRIMARY', '/primary.pgrepl:5432', { peers: `${PRIMARY_HOST}:5432` }), '10.0.1.11');
+    let r = await h.run('standby', [h.m.url, 'pgrepl1', 'pgrepl2', '/standby.pgrepl:5432']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(h.m.app('pgrepl2').env.PGREPL_PEERS).toBe(`${PRIMARY_HOST}:5432,standby.pgrepl.marathon.l4lb.thisdcos.directory:5432`);
+    r = await h.run('standby', [h.m.url, 'pgrepl2', 'pgrepl3', '/cascade.pgrepl:5433']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(h.m.app('pgrepl3').env.PGREPL_PEERS).toBe(
+      `${PRIMARY_HOST}:5432,standby.pgrepl.marathon.l4lb.thisdcos.directory:5432,cascade.pgrepl.marathon.l4lb.thisdcos.directory:5433`,
+    );
   });
 
   it('needs only PGREPL_TOKEN: a standby never runs initdb', async () => {

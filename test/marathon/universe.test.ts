@@ -79,7 +79,10 @@ describe('Universe package pgrepl', () => {
         portMappings: [{ name: 'postgres', containerPort: 5432, hostPort: 0, protocol: 'tcp', labels: { VIP_0: '/primary.pgrepl:5432' } }],
       },
       networks: [{ mode: 'container/bridge' }],
-      env: { PGREPL_ROLE: 'PRIMARY', PGDATA: '/mnt/mesos/sandbox/pgdata', PGREPL_NODE_NAME: 'pgrepl1' },
+      env: {
+        PGREPL_ROLE: 'PRIMARY', PGDATA: '/mnt/mesos/sandbox/pgdata', PGREPL_NODE_NAME: 'pgrepl1',
+        PGREPL_PEERS: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432',
+      },
       secrets: {},
       labels: { MARATHON_SINGLE_INSTANCE_APP: 'true' },
       constraints: [],
@@ -89,11 +92,20 @@ describe('Universe package pgrepl', () => {
     });
   });
 
+  it('peers empty: no PGREPL_PEERS (no fencing)', () => {
+    const app = render(options({ pgrepl: { peers: '' } } as any));
+    expectAccepted(app);
+    expect(app.env).not.toHaveProperty('PGREPL_PEERS');
+  });
+
   it('a STANDBY with its secrets, an upstream, a placement, an image of its own', () => {
     const app = render(
       options({
         service: { name: '/db/pgrepl2', vip: '/standby.pgrepl:5432', image: 'registry.example.com/pgrepl:15', disk_size: 250, cpus: 2, mem: 2048, avoid_hosts: '10[.]0[.]1[.]11' },
-        pgrepl: { role: 'STANDBY', node_name: 'db_pgrepl2', upstream_host: 'primary.pgrepl.marathon.l4lb.thisdcos.directory', upstream_port: 5432, replication_token: 'tok-with $ & < > = chars' },
+        pgrepl: {
+          role: 'STANDBY', node_name: 'db_pgrepl2', upstream_host: 'primary.pgrepl.marathon.l4lb.thisdcos.directory', upstream_port: 5432,
+          replication_token: 'tok-with $ & < > = chars', peers: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432,standby.pgrepl.marathon.l4lb.thisdcos.directory:5432',
+        },
         postgres: { password: "p@ss'w&rd" },
       }),
     );
@@ -102,6 +114,7 @@ describe('Universe package pgrepl', () => {
       PGREPL_ROLE: 'STANDBY',
       PGDATA: '/mnt/mesos/sandbox/pgdata',
       PGREPL_NODE_NAME: 'db_pgrepl2',
+      PGREPL_PEERS: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432,standby.pgrepl.marathon.l4lb.thisdcos.directory:5432',
       PGREPL_MASTER_IP: 'primary.pgrepl.marathon.l4lb.thisdcos.directory',
       PGREPL_MASTER_PORT: '5432',
       PGREPL_TOKEN: 'tok-with $ & < > = chars',
@@ -133,6 +146,8 @@ describe('Universe package pgrepl', () => {
     [{ service: { avoid_hosts: '10\\.0' } }],
     [{ pgrepl: { role: 'MASTER' } }],
     [{ pgrepl: { node_name: 'Node-1' } }],
+    [{ pgrepl: { peers: 'primary.pgrepl", x' } }],
+    [{ pgrepl: { peers: 'a:5432,' } }],
   ])('options that would make bad JSON or a bad app are refused by config.json: %j', (given) => {
     expect(() => options(given as any)).toThrow(/refused by config.json/);
   });
