@@ -105,6 +105,32 @@ export function slotExists(t: ReplicationTarget, name: string): Promise<boolean 
   return asReplicationUser(t, async (c) => ((await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])).rowCount ?? 0) > 0);
 }
 
+export type OldSlotOutcome = 'dropped' | 'absent' | 'active' | 'unreachable';
+
+/**
+ * Drops the slot `name` on a server this node no longer streams from, unless a walsender uses
+ * it: an active slot is someone's (this node's old walsender not gone yet, or another node of the
+ * same name), and only postgres's own check (55006) decides that race. 'unreachable' if the
+ * server cannot be asked.
+ */
+export async function dropInactiveSlot(t: ReplicationTarget, name: string): Promise<OldSlotOutcome> {
+  const outcome = await asReplicationUser(t, async (c): Promise<OldSlotOutcome> => {
+    const slot = (await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [name])).rows[0];
+    if (!slot) return 'absent';
+    if (slot.active) return 'active';
+    try {
+      await c.query('SELECT pg_drop_replication_slot($1)', [name]);
+      return 'dropped';
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '55006') return 'active'; // taken since we looked
+      if (code === '42704') return 'absent'; // dropped since we looked
+      throw err;
+    }
+  });
+  return outcome ?? 'unreachable';
+}
+
 /** CHECKPOINT on the upstream as the pgrepl role (a member of pg_checkpoint on 15+); false if refused. */
 export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
   return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true), CHECKPOINT_PATIENCE)) ?? false;
