@@ -4,13 +4,15 @@
  * different upstream than it did when the choice was made (the operator's newer intent wins).
  * PostgreSQL 13+ applies it with a reload; 12 and older read primary_conninfo only at start.
  */
-import { parseHostPort } from '../config/validators.js';
+import type { Config } from '../config/env.js';
+import { parseHostPort, type HostPort } from '../config/validators.js';
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
 import { observeUpstream } from '../observe/upstream.js';
-import { hostPort } from '../plan/upstream.js';
+import { log } from '../log.js';
+import { effectiveUpstream, hostPort } from '../plan/upstream.js';
 import { inRecovery } from '../postgres/promote.js';
-import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { createPhysicalSlot, dropInactiveSlot, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
 import { readNodeState, updateNodeState } from '../state/node-state.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
@@ -19,6 +21,27 @@ const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
 /** How long follow keeps trying to reach the new upstream. */
 const FOLLOW_PATIENCE_S = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Drops this node's slot on the upstream it left, so that it does not keep WAL there for ever.
+ * Its old walsender may take a moment to notice the walreceiver left: an active slot gets a few
+ * more looks, then is left alone.
+ */
+async function dropOldSlot(cfg: Config, old: HostPort): Promise<OldSlotOutcome> {
+  const target = { ...old, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  let outcome = await dropInactiveSlot(target, cfg.nodeName);
+  for (let i = 0; outcome === 'active' && i < 20; i++) {
+    await sleep(250);
+    outcome = await dropInactiveSlot(target, cfg.nodeName);
+  }
+  const where = hostPort(old);
+  const fields = { slot: cfg.nodeName, oldUpstream: where };
+  const hint = `SELECT pg_drop_replication_slot('${cfg.nodeName}') there once nothing uses it`;
+  if (outcome === 'dropped') log.info(fields, `dropped this node's slot on the old upstream ${where}`);
+  if (outcome === 'active') log.warn(fields, `left the slot ${cfg.nodeName} on the old upstream ${where}: a walsender still uses it (this node's old connection, or another node of this name); ${hint}`);
+  if (outcome === 'unreachable') log.warn(fields, `the old upstream ${where} cannot be asked: this node's slot there, if any, keeps WAL until dropped (${hint})`);
+  return outcome;
+}
 
 export const follow: Command = {
   summary: 'point this standby at another upstream, without re-cloning; kept across restarts',
@@ -38,10 +61,15 @@ export const follow: Command = {
 
     const control = await readControlData(cfg.pgdata);
     if (!control) throw new UserError(`PGDATA=${cfg.pgdata} has no readable global/pg_control: run follow inside the node`);
-    const major = await withNode(cfg, async (c) => {
+    const { major, sender } = await withNode(cfg, async (c) => {
       if (!(await inRecovery(c))) throw new UserError('this node is not a standby (it accepts writes): follow re-points standbys only');
-      return serverMajor(c);
+      const wr = (await c.query('SELECT sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
+      return { major: await serverMajor(c), sender: wr?.sender_host && wr.sender_port ? { host: String(wr.sender_host), port: Number(wr.sender_port) } : undefined };
     });
+    const me = { node: cfg.nodeName, systemIdentifier: control.systemIdentifier };
+    const { state } = await readNodeState(cfg.pgdata, me);
+    // Where its slot is now: the upstream it streams from, else the one it was configured to.
+    const oldUpstream = sender ?? effectiveUpstream(cfg.upstream, state?.follow);
     // A minute of patience: right after a failover the new upstream may be busy, or briefly out
     // of reach while the network forgets the old primary (seen with podman's bridge networks).
     const found = await observeUpstream({
@@ -57,8 +85,6 @@ export const follow: Command = {
     if (cfg.slots) {
       await withReplicationClient({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, (c) => createPhysicalSlot(c, cfg.nodeName));
     }
-    const me = { node: cfg.nodeName, systemIdentifier: control.systemIdentifier };
-    const { state } = await readNodeState(cfg.pgdata, me);
     await updateNodeState(cfg.pgdata, me, { follow: { host: target.host, port: target.port, envUpstream: hostPort(cfg.upstream) } });
     await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method });
 
@@ -74,7 +100,11 @@ export const follow: Command = {
         return false;
       });
     }
-    const result = { upstream: where, timeline: found.timeline, streaming, restartNeeded: major < 13 };
+    // Only once it streams from the new upstream does it no longer need the old one's WAL.
+    const oldSlot = streaming && cfg.slots && oldUpstream && hostPort(oldUpstream) !== where
+      ? { upstream: hostPort(oldUpstream), slot: await dropOldSlot(cfg, oldUpstream) }
+      : null;
+    const result = { upstream: where, timeline: found.timeline, streaming, restartNeeded: major < 13, oldSlot };
     if (a.flags.has('json')) print(JSON.stringify(result));
     else if (major < 13) print(`following ${where} after a restart: PostgreSQL ${major} reads primary_conninfo only at start (the choice is saved)`);
     else if (streaming) print(`following ${where} (timeline ${found.timeline}): streaming`);

@@ -51,6 +51,8 @@ export interface Config {
   initdbWaldir: string | undefined;
   hostAuthMethod: HbaMethod | undefined;
   upstreamTimeoutSeconds: number;
+  /** `pgrepl health --standby`: how long a standby may go without streaming before it is unhealthy. */
+  healthStreamGraceSeconds: number;
   slots: boolean;
   slotMaxWal: string | undefined;
   reclone: 'never' | 'auto';
@@ -127,6 +129,7 @@ const spec = {
   POSTGRES_HOST_AUTH_METHOD: hbaMethod('POSTGRES_HOST_AUTH_METHOD=scram-sha-256')({ default: undefined }),
   PGREPL_NODE_NAME: nodeName('PGREPL_NODE_NAME=pg_standby_1')({ default: undefined }),
   PGREPL_UPSTREAM_TIMEOUT: positiveInt('PGREPL_UPSTREAM_TIMEOUT=300')({ default: 300 }),
+  PGREPL_HEALTH_STREAM_GRACE: nonNegativeInt('PGREPL_HEALTH_STREAM_GRACE=60')({ default: 60 }),
   PGREPL_SLOTS: flag('PGREPL_SLOTS=on')({ default: true }),
   PGREPL_SLOT_MAX_WAL: walSize('PGREPL_SLOT_MAX_WAL=10GB')({ default: undefined }),
   PGREPL_RECLONE: oneOf(['never', 'auto'] as const, 'PGREPL_RECLONE=auto')({ default: 'never' }),
@@ -222,6 +225,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     initdbWaldir: e.POSTGRES_INITDB_WALDIR,
     hostAuthMethod: e.POSTGRES_HOST_AUTH_METHOD,
     upstreamTimeoutSeconds: e.PGREPL_UPSTREAM_TIMEOUT,
+    healthStreamGraceSeconds: e.PGREPL_HEALTH_STREAM_GRACE,
     slots: e.PGREPL_SLOTS,
     slotMaxWal: e.PGREPL_SLOT_MAX_WAL,
     reclone: e.PGREPL_RECLONE,

@@ -3,6 +3,7 @@
  * the pgrepl role, with the password derived from the token. Used to observe an upstream
  * (IDENTIFY_SYSTEM, its version) and to manage this node's slot on it.
  */
+import { Socket } from 'node:net';
 import type pg from 'pg';
 import type { Secret } from '../config/secret.js';
 import { REPLICATION_USER } from '../config/token.js';
@@ -15,25 +16,66 @@ export interface ReplicationTarget {
   applicationName: string;
 }
 
-export async function withReplicationClient<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, timeoutMs = 5000): Promise<T> {
+/**
+ * How long one conversation with an upstream or peer may take. A server that accepts the TCP
+ * connection and then stalls (a frozen machine, a half-dead network path, a SIGSTOPped postmaster)
+ * must count as not answering, as an unreachable one does, instead of hanging a start.
+ */
+export interface Patience {
+  /** From the TCP connect until the server is ready for queries (authenticated). */
+  connectMs: number;
+  /** For everything asked once connected; also the server's statement_timeout. */
+  queryMs: number;
+}
+
+/** Probes and slot commands: small questions that a healthy server answers at once. */
+export const PROBE_PATIENCE: Patience = { connectMs: 5000, queryMs: 10_000 };
+/** An immediate CHECKPOINT writes every dirty buffer, which takes a while on a busy server. */
+const CHECKPOINT_PATIENCE: Patience = { connectMs: 5000, queryMs: 120_000 };
+
+const seconds = (ms: number) => `${ms / 1000} s`;
+
+/**
+ * Connects, runs fn and closes, each step bounded at the socket: when a bound passes, the socket
+ * is destroyed with an error that says which step got no answer, and that error is what the
+ * pending connect or query throws. Closing is bounded too (a stalled server never acknowledges
+ * the goodbye).
+ */
+async function converse<T>(config: pg.ClientConfig, p: Patience, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const { Client } = await loadPg();
-  const client = new Client({
-    host: t.host,
-    port: t.port,
-    user: REPLICATION_USER,
-    password: t.password.reveal(),
-    database: 'replication',
-    application_name: t.applicationName,
-    connectionTimeoutMillis: timeoutMs,
-    replication: true,
-  } as pg.ClientConfig);
-  client.on('error', () => undefined); // a dropped connection surfaces through the query instead
-  await client.connect();
+  const socket = new Socket();
+  const client = new Client({ ...config, stream: () => socket, statement_timeout: p.queryMs });
+  client.on('error', () => undefined); // a destroyed socket surfaces through the pending connect or query
+  const bound = (ms: number, why: () => string) =>
+    setTimeout(() => socket.destroy(new Error(`no answer within ${seconds(ms)} ${why()}`)), ms);
+  let timer = bound(p.connectMs, () => (socket.connecting ? '(the TCP connection was not accepted)' : '(the connection was accepted, the login not answered)'));
   try {
+    await client.connect();
+    clearTimeout(timer);
+    timer = bound(p.queryMs, () => '(the login was answered, a query was not)');
     return await fn(client);
   } finally {
-    await client.end().catch(() => undefined);
+    clearTimeout(timer);
+    await new Promise<void>((done) => {
+      const closing = setTimeout(done, 1000);
+      void client.end().catch(() => undefined).finally(() => (clearTimeout(closing), done()));
+    });
+    socket.destroy();
   }
+}
+
+/** A physical replication connection as pgrepl. timeoutMs bounds the connect, queryTimeoutMs what fn asks. */
+export function withReplicationClient<T>(
+  t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, timeoutMs = PROBE_PATIENCE.connectMs, queryTimeoutMs = PROBE_PATIENCE.queryMs,
+): Promise<T> {
+  return converse(
+    {
+      host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'replication',
+      application_name: t.applicationName, replication: true,
+    } as pg.ClientConfig,
+    { connectMs: timeoutMs, queryMs: queryTimeoutMs },
+    fn,
+  );
 }
 
 export interface SystemIdentity {
@@ -63,9 +105,35 @@ export function slotExists(t: ReplicationTarget, name: string): Promise<boolean 
   return asReplicationUser(t, async (c) => ((await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])).rowCount ?? 0) > 0);
 }
 
+export type OldSlotOutcome = 'dropped' | 'absent' | 'active' | 'unreachable';
+
+/**
+ * Drops the slot `name` on a server this node no longer streams from, unless a walsender uses
+ * it: an active slot is someone's (this node's old walsender not gone yet, or another node of the
+ * same name), and only postgres's own check (55006) decides that race. 'unreachable' if the
+ * server cannot be asked.
+ */
+export async function dropInactiveSlot(t: ReplicationTarget, name: string): Promise<OldSlotOutcome> {
+  const outcome = await asReplicationUser(t, async (c): Promise<OldSlotOutcome> => {
+    const slot = (await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [name])).rows[0];
+    if (!slot) return 'absent';
+    if (slot.active) return 'active';
+    try {
+      await c.query('SELECT pg_drop_replication_slot($1)', [name]);
+      return 'dropped';
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '55006') return 'active'; // taken since we looked
+      if (code === '42704') return 'absent'; // dropped since we looked
+      throw err;
+    }
+  });
+  return outcome ?? 'unreachable';
+}
+
 /** CHECKPOINT on the upstream as the pgrepl role (a member of pg_checkpoint on 15+); false if refused. */
 export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
-  return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true))) ?? false;
+  return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true), CHECKPOINT_PATIENCE)) ?? false;
 }
 
 /**
@@ -87,22 +155,12 @@ export function upstreamWalPosition(t: ReplicationTarget): Promise<string | unde
       ELSE pg_current_wal_lsn() END)::text AS lsn`)).rows[0]!.lsn));
 }
 
-/** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails. */
-async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
-  const { Client } = await loadPg();
-  const client = new Client({
-    host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres',
-    application_name: t.applicationName, connectionTimeoutMillis: 5000,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await fn(client);
-  } catch {
-    return undefined;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+/** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails or stalls. */
+async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, p: Patience = PROBE_PATIENCE): Promise<T | undefined> {
+  const config = {
+    host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres', application_name: t.applicationName,
+  };
+  return converse(config, p, fn).catch(() => undefined);
 }
 
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;

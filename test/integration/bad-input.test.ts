@@ -130,6 +130,7 @@ const CASES: Case[] = [
   { name: 'peer port out of range', port: FREE_PORT, exit: 1, env: { PGREPL_PEERS: 'pg1:99999' }, message: 'PGREPL_PEERS="pg1:99999" is not valid: has port "99999" out of range 1-65535 (e.g. PGREPL_PEERS=pg1:5432,pg2:5432)' },
   { name: 'unknown log format', port: FREE_PORT, exit: 1, env: { PGREPL_LOG_FORMAT: 'xml' }, message: 'PGREPL_LOG_FORMAT="xml" is not valid: must be json or pretty (e.g. PGREPL_LOG_FORMAT=pretty)' },
   { name: 'upstream timeout of zero', port: FREE_PORT, exit: 1, env: { PGREPL_UPSTREAM_TIMEOUT: '0' }, message: 'PGREPL_UPSTREAM_TIMEOUT="0" is not valid: must be a whole number of 1 or more (e.g. PGREPL_UPSTREAM_TIMEOUT=300)' },
+  { name: 'health stream grace not a number', port: FREE_PORT, exit: 1, env: { PGREPL_HEALTH_STREAM_GRACE: 'a minute' }, message: 'PGREPL_HEALTH_STREAM_GRACE="a minute" is not valid: must be a whole number, 0 or more (e.g. PGREPL_HEALTH_STREAM_GRACE=60)' },
   { name: 'empty name among the gestalt databases', port: FREE_PORT, exit: 1, env: { PGREPL_GESTALT_DATABASES: 'a,,b' }, message: 'PGREPL_GESTALT_DATABASES="a,,b" is not valid: has an empty name in the list (e.g. PGREPL_GESTALT_DATABASES=gestalt-meta,gestalt-security, or empty for none)' },
   { name: 'relative init scripts directory', port: FREE_PORT, exit: 1, env: { PGREPL_INITDB_DIR: 'initdb.d' }, message: 'PGREPL_INITDB_DIR="initdb.d" is not valid: must be an absolute path (e.g. PGREPL_INITDB_DIR=/docker-entrypoint-initdb.d)' },
   {

@@ -33,6 +33,7 @@ describe('defaults', () => {
     expect(cfg.reclone).toBe('never');
     expect(cfg.logFormat).toBe('json');
     expect(cfg.initdbDir).toBe('/docker-entrypoint-initdb.d');
+    expect(cfg.healthStreamGraceSeconds).toBe(60);
   });
   it('uses the default token and warns loudly', () => {
     expect(cfg.tokenIsDefault).toBe(true);
@@ -128,6 +129,7 @@ const BAD: [Record<string, string>, string][] = [
   [{ PGREPL_LOG_FORMAT: 'xml' }, 'PGREPL_LOG_FORMAT="xml" is not valid: must be json or pretty (e.g. PGREPL_LOG_FORMAT=pretty)'],
   [{ PGREPL_NODE_NAME: 'Node-1' }, 'PGREPL_NODE_NAME="Node-1" is not valid: must be 1-63 lower-case letters, digits or underscores, as a replication slot name (e.g. PGREPL_NODE_NAME=pg_standby_1)'],
   [{ PGREPL_UPSTREAM_TIMEOUT: '0' }, 'PGREPL_UPSTREAM_TIMEOUT="0" is not valid: must be a whole number of 1 or more (e.g. PGREPL_UPSTREAM_TIMEOUT=300)'],
+  [{ PGREPL_HEALTH_STREAM_GRACE: 'a minute' }, 'PGREPL_HEALTH_STREAM_GRACE="a minute" is not valid: must be a whole number, 0 or more (e.g. PGREPL_HEALTH_STREAM_GRACE=60)'],
   [{ PGREPL_SLOTS: 'sometimes' }, 'PGREPL_SLOTS="sometimes" is not valid: must be true or false (also 1/0, yes/no, on/off) (e.g. PGREPL_SLOTS=on)'],
   [{ PGREPL_SLOT_MAX_WAL: '10 gigs' }, 'PGREPL_SLOT_MAX_WAL="10 gigs" is not valid: must be -1 or a size such as 512MB or 10GB (units kB, MB, GB, TB) (e.g. PGREPL_SLOT_MAX_WAL=10GB)'],
   [{ PGREPL_RECLONE: 'always' }, 'PGREPL_RECLONE="always" is not valid: must be never or auto (e.g. PGREPL_RECLONE=auto)'],
