@@ -5,43 +5,23 @@
  * PostgreSQL 13+ applies it with a reload; 12 and older read primary_conninfo only at start.
  */
 import type { Config } from '../config/env.js';
-import { parseHostPort, type HostPort } from '../config/validators.js';
+import { parseHostPort } from '../config/validators.js';
 import { UserError } from '../errors.js';
 import { readControlData } from '../observe/control-file.js';
 import { observeUpstream } from '../observe/upstream.js';
 import { log } from '../log.js';
 import { effectiveUpstream, hostPort } from '../plan/upstream.js';
 import { inRecovery } from '../postgres/promote.js';
-import { createPhysicalSlot, dropInactiveSlot, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
+import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
 import { readNodeState, updateNodeState } from '../state/node-state.js';
 import { writeNodeSettings } from '../steps/settings.js';
+import { dropOldSlot } from '../steps/slot.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
 
 const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
 /** How long follow keeps trying to reach the new upstream. */
 const FOLLOW_PATIENCE_S = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Drops this node's slot on the upstream it left, so that it does not keep WAL there for ever.
- * Its old walsender may take a moment to notice the walreceiver left: an active slot gets a few
- * more looks, then is left alone.
- */
-async function dropOldSlot(cfg: Config, old: HostPort): Promise<OldSlotOutcome> {
-  const target = { ...old, password: cfg.replicationPassword, applicationName: cfg.nodeName };
-  let outcome = await dropInactiveSlot(target, cfg.nodeName);
-  for (let i = 0; outcome === 'active' && i < 20; i++) {
-    await sleep(250);
-    outcome = await dropInactiveSlot(target, cfg.nodeName);
-  }
-  const where = hostPort(old);
-  const fields = { slot: cfg.nodeName, oldUpstream: where };
-  const hint = `SELECT pg_drop_replication_slot('${cfg.nodeName}') there once nothing uses it`;
-  if (outcome === 'dropped') log.info(fields, `dropped this node's slot on the old upstream ${where}`);
-  if (outcome === 'active') log.warn(fields, `left the slot ${cfg.nodeName} on the old upstream ${where}: a walsender still uses it (this node's old connection, or another node of this name); ${hint}`);
-  if (outcome === 'unreachable') log.warn(fields, `the old upstream ${where} cannot be asked: this node's slot there, if any, keeps WAL until dropped (${hint})`);
-  return outcome;
-}
 
 export const follow: Command = {
   summary: 'point this standby at another upstream, without re-cloning; kept across restarts',

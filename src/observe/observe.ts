@@ -28,6 +28,8 @@ export interface Observation {
   lastRole: Role | undefined;
   /** The newest timeline this node was a standby on, from its state (NodeState.standbyTimeline). */
   standbyTimeline?: number | undefined;
+  /** The upstream this node last followed, from its state: where its slot was. */
+  lastUpstream?: HostPort | undefined;
   /** How pg_hba checks the replication password, as recorded when it was last applied. */
   replicationAuthMethod: ReplicationAuthMethod | undefined;
   follow: FollowOverride | undefined;
@@ -98,6 +100,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.stateIgnored = read.ignored;
     obs.lastRole = read.state?.lastRole;
     obs.standbyTimeline = read.state?.standbyTimeline;
+    obs.lastUpstream = read.state?.upstream;
     obs.follow = read.state?.follow;
     obs.fenced = read.state?.fenced;
     obs.replicationAuthMethod = auth?.method;

@@ -37,7 +37,7 @@
  * it is. Data is never deleted: what cannot be kept in place is moved aside inside PGDATA.
  */
 import type { Role } from '../config/env.js';
-import type { HbaMethod } from '../config/validators.js';
+import type { HbaMethod, HostPort } from '../config/validators.js';
 import { ASIDE_PARENT, STAGING_CLONE, STAGING_INIT } from '../layout.js';
 import type { Observation, PeerFound } from '../observe/observe.js';
 import type { Refusal } from '../observe/upstream.js';
@@ -66,6 +66,8 @@ export type Step =
   | { do: 'move-aside' }
   | { do: 'rewind'; fallback: Step[] }
   | { do: 'ensure-slot' }
+  /** This node's slot on an upstream it no longer follows: dropped if that one answers and nothing uses it. */
+  | { do: 'drop-old-slot'; on: HostPort }
   /** in: a staging directory to write them into (a clone not moved in yet); PGDATA otherwise. */
   | { do: 'write-settings'; as: Role; in?: Staging }
   /** as: the role postgres is handed over as (a standby's records its timeline). */
@@ -407,7 +409,8 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   const up = obs.upstream;
   if (!up) return refuse('STANDBY', 'internal: a standby was planned without observing its upstream');
   const U = `the upstream ${hostPort(up.target)} (${up.target.source})`;
-  const slot: Step[] = intent.slots ? [{ do: 'ensure-slot' }] : [];
+  const left = obs.lastUpstream && hostPort(obs.lastUpstream) !== hostPort(up.target) ? obs.lastUpstream : undefined;
+  const slot: Step[] = intent.slots ? [{ do: 'ensure-slot' }, ...(left ? [{ do: 'drop-old-slot' as const, on: left }] : [])] : [];
 
   const standby = found.kind === 'cluster' ? standbyEvidence(obs, found) : undefined;
 

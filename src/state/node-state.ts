@@ -57,6 +57,8 @@ export interface NodeState extends NodeIdentity {
    * or an older one, it is the standby pgrepl detached and did not get to finish.
    */
   standbyTimeline?: number;
+  /** The upstream this node last handed over following, as a standby: its slot is there. */
+  upstream?: FenceRecord;
 }
 
 export interface FenceRecord {
@@ -72,7 +74,7 @@ export interface FollowOverride {
 }
 
 /** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'standbyTimeline'>> & {
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'standbyTimeline' | 'upstream'>> & {
   follow?: FollowOverride | null;
   fenced?: FenceRecord | null;
 };

@@ -23,6 +23,7 @@ export async function recordState(ctx: StepContext, as: Role): Promise<void> {
     {
       lastRole: cfg.role,
       ...(as === 'STANDBY' ? { standbyTimeline: await newestTimeline(cfg.pgdata, control.timeline) } : {}),
+      ...(as === 'STANDBY' && ctx.upstream ? { upstream: { host: ctx.upstream.host, port: ctx.upstream.port } } : {}),
       ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}),
       ...(ctx.upstream?.dropFollow ? { follow: null } : {}),
       fenced: ctx.fenced && ctx.upstream ? { host: ctx.upstream.host, port: ctx.upstream.port } : null,

@@ -9,6 +9,7 @@
  *   4. a clone is a standby from its first byte in PGDATA (killed the moment it appears)
  *   6. crash recovery before a rewind keeps the WAL archive whole
  *   9. a standby with data starts even when its upstream refuses it; one without data refuses
+ *  10. a standby restarted with another upstream drops its slot on the one it left
  *
  * Ports 5851-5869 are this file's alone.
  */
@@ -327,5 +328,25 @@ describe('6. crash recovery before a rewind keeps the WAL archive whole', () => 
     expect(await isInRecovery(A)).toBe(true);
     await stop(A);
     await stop(B);
+  });
+});
+
+describe('10. a standby restarted with another upstream drops its slot on the one it left', () => {
+  const A = 5865, B = 5866, C = 5867;
+  const slots = async (port: number) => (await query<{ slot_name: string }>(port, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1')).map((r) => r.slot_name);
+
+  it('B, a standby of A, restarted as a standby of C: its slot is on C and no longer on A', async () => {
+    await start(A);
+    await start(B, standbyOf(A));
+    await start(C, standbyOf(A));
+    expect(await slots(A)).toEqual([`node_${B}`, `node_${C}`]);
+    await stop(B);
+    const b = await start(B, standbyOf(C));
+    expect(b.stderr).toMatch(/dropped this node's slot on the old upstream 127\.0\.0\.1:5865/);
+    expect(await slots(A)).toEqual([`node_${C}`]);
+    expect(await slots(C)).toEqual([`node_${B}`]);
+    await stop(B);
+    await stop(C);
+    await stop(A);
   });
 });

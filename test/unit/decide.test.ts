@@ -203,6 +203,14 @@ describe('STANDBY rows', () => {
     expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START]);
   });
 
+  it("a standby's cluster now pointed at another upstream: its slot on the one it left is dropped (if that answers and nothing uses it)", () => {
+    const p = decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg0', port: 5432 } }), standby);
+    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', 'drop-old-slot', ...START]);
+    expect('steps' in p && p.steps[2]).toEqual({ do: 'drop-old-slot', on: { host: 'pg0', port: 5432 } });
+    expect(steps(decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg1', port: 5432 } }), standby))).not.toContain('drop-old-slot');
+    expect(steps(decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg0', port: 5432 } }), { ...standby, slots: false }))).not.toContain('drop-old-slot');
+  });
+
   it("a standby's cluster whose upstream is down: starts on its data anyway", () => {
     const p = decide(sobs(cluster({ standby: true }), { upstream: down }), standby);
     expect(steps(p)).toEqual(['prepare-directories', ...START]);
