@@ -39,10 +39,19 @@ export const RECOVERY_CONF = 'recovery.conf';
  * (so the copy is never sent to other nodes, and a later rewind, which deletes whatever the source
  * lacks, does not delete it), and postgres itself only ever removes its own "mmap." files there.
  * (pgsql_tmp* names are skipped by base backups but deleted by pg_rewind: tested.) Nothing of
- * pgrepl ever deletes it.
+ * pgrepl ever deletes it. A WAL directory outside PGDATA (POSTGRES_INITDB_WALDIR) is moved into
+ * the kept copy too, as its pg_wal, so that the copy is a whole cluster and the clone finds that
+ * directory empty; that needs it on PGDATA's filesystem (same mount), else the move is refused.
  */
 export const ASIDE_PARENT = 'pg_dynshmem';
 export const ASIDE_PREFIX = 'pgrepl-aside-';
+/**
+ * With the WAL outside PGDATA (POSTGRES_INITDB_WALDIR), the WAL goes along: renamed into the kept
+ * copy's directory of this name, which then replaces its pg_wal symlink (steps/aside.ts). Found
+ * in a kept copy, it is a move aside that was interrupted: the rest of that copy's WAL is still
+ * in the WAL directory, where its pg_wal symlink points.
+ */
+export const ASIDE_WAL_MOVING = '.pgrepl-wal';
 
 /**
  * The node's name when PGREPL_NODE_NAME is not given (state/node-name.ts), kept beside the kept
