@@ -63,11 +63,6 @@ export function slotExists(t: ReplicationTarget, name: string): Promise<boolean 
   return asReplicationUser(t, async (c) => ((await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])).rowCount ?? 0) > 0);
 }
 
-/** CHECKPOINT on the upstream as the pgrepl role (a member of pg_checkpoint on 15+); false if refused. */
-export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
-  return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true))) ?? false;
-}
-
 /**
  * Whether a server is in recovery (a standby), asked over an ordinary connection as pgrepl:
  * IDENTIFY_SYSTEM does not tell a standby from a primary. undefined if that connection fails.
@@ -88,7 +83,7 @@ export function upstreamWalPosition(t: ReplicationTarget): Promise<string | unde
 }
 
 /** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails. */
-async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
+export async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>): Promise<T | undefined> {
   const { Client } = await loadPg();
   const client = new Client({
     host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres',
