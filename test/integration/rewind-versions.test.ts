@@ -8,7 +8,7 @@
  *
  * - The checkpoint: on every major, pgrepl's role makes a freshly promoted server write its new
  *   timeline into its control file; another role cannot make it checkpoint.
- * - The rewind: primary A, standbys B and C; B is down while A takes a write that C receives;
+ * - The rewind: primary A, standbys B and C; B crashes, then A takes a write that C receives;
  *   A stops, B starts on its data and is promoted by hand and written to; C (diverged) and the
  *   old primary A then start as standbys of B and are rewound, not moved aside and cloned, and
  *   stream everything committed on B. pg_rewind only rewinds clusters of its own major, and
@@ -25,7 +25,7 @@ import { requestCheckpoint } from '../../src/postgres/checkpoint.js';
 import { isInRecovery, standbyOf, waitFor } from '../support/cluster.js';
 import { OLDER_MAJORS, PG_PATH, testEnv } from '../support/env.js';
 import { query, removeScratch, runCommand, scratchDir, TestNode, type NodeOptions } from '../support/node.js';
-import { pgCtlPromote, stopLeftoverPostmaster } from '../support/postmaster.js';
+import { pgCtlPromote, postmasterPid, stopLeftoverPostmaster } from '../support/postmaster.js';
 
 const TOKEN = 'rewind-versions-token-K2';
 const REPLICATION_PASSWORD = replicationPassword(TOKEN);
@@ -76,6 +76,12 @@ function nodesOf(major: number, path: string, ports: Partial<Record<Name, number
       const res = await node.stop('SIGINT');
       expect(res.code, res.stderr).toBe(0);
     },
+    /** Kills a node's postmaster, as a crash would: no restartpoint flushes its buffers. */
+    async crash(n: Name): Promise<void> {
+      const node = [...running].find((r) => r.opts.port === port(n));
+      process.kill(postmasterPid(pgdata(n))!, 'SIGKILL');
+      await node?.exited;
+    },
     /** A plain `pg_ctl promote`, behind pgrepl's back. */
     async pgCtlPromote(n: Name): Promise<void> {
       const res = await pgCtlPromote(pgdata(n), path);
@@ -86,6 +92,15 @@ function nodesOf(major: number, path: string, ports: Partial<Record<Name, number
   };
 }
 
+/**
+ * A bulk load that the standbys replay into dirty buffers; a standby that crashed replays it
+ * again. Promoted then, its first checkpoint (spread, like every checkpoint a plain `pg_ctl
+ * promote` requests) writes those buffers for a minute or more, as on a busy server: only then
+ * would its control file show the new timeline without the checkpoint a rewinding node asks for.
+ */
+const BULK_ROWS = 40_000;
+const BULK_LOAD = `CREATE TABLE bulk AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, ${BULK_ROWS}) g`;
+const bulkRows = async (port: number) => (await query<{ n: number }>(port, 'SELECT count(*)::int AS n FROM bulk'))[0]!.n;
 const rows = async (port: number) => (await query<{ v: string }>(port, 'SELECT v FROM t ORDER BY v')).map((r) => r.v);
 const controlFile = async (port: number) =>
   (await query<{ timeline: number; lsn: string }>(port, 'SELECT timeline_id AS timeline, checkpoint_lsn::text AS lsn FROM pg_control_checkpoint()'))[0]!;
@@ -121,14 +136,15 @@ for (const { major, path } of MAJORS) {
           : []).toEqual([]);
       }
 
-      it('A primary, B and C its standbys; B is down while A takes a write that C receives', async () => {
+      it('A primary, B and C its standbys; B crashes, then A takes a write that C receives', async () => {
         a = await n.start('a');
         await query(ports.a, 'CREATE TABLE t (v text)');
         await query(ports.a, "INSERT INTO t VALUES ('before the failover')");
         b = await n.start('b', standbyOf(ports.a));
         c = await n.start('c', standbyOf(ports.a));
-        for (const p of [ports.b, ports.c]) await waitFor('the first row on the standbys', async () => (await rows(p)).length === 1);
-        await n.stop(b);
+        await query(ports.a, BULK_LOAD);
+        for (const p of [ports.b, ports.c]) await waitFor('the bulk load on the standbys', async () => (await bulkRows(p)) === BULK_ROWS);
+        await n.crash('b');
         await query(ports.a, "INSERT INTO t VALUES ('only on a and c')");
         await waitFor('C receiving the write B misses', async () => (await rows(ports.c)).includes('only on a and c'));
         await n.stop(a);
@@ -136,6 +152,7 @@ for (const { major, path } of MAJORS) {
 
       it('B starts on its data without A and is promoted with a plain pg_ctl promote; it takes writes', async () => {
         b = await n.start('b', standbyOf(ports.a, { PGREPL_UPSTREAM_TIMEOUT: '1' }));
+        expect(row(b)).toBe('standby cluster × STANDBY');
         await n.pgCtlPromote('b');
         await query(ports.b, "INSERT INTO t VALUES ('written on b')");
         expect(await rows(ports.b)).toEqual(['before the failover', 'written on b']);

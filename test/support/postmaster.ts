@@ -21,11 +21,19 @@ export function pgCtlPromote(pgdata: string, path: string): Promise<RunResult> {
   });
 }
 
-/** Stops (SIGQUIT) a server left running in pgdata, e.g. by a failed start; only a postmaster of this data directory (it runs in it), never a recycled PID. */
-export function stopLeftoverPostmaster(pgdata: string): void {
+/** The PID in pgdata's postmaster.pid, if there is one. */
+export function postmasterPid(pgdata: string): number | undefined {
   const pidFile = join(pgdata, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  return existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : undefined;
+}
+
+/**
+ * Stops (SIGQUIT) a server left running in pgdata, e.g. by a failed start: only a postmaster of
+ * this data directory (it runs in it), never a recycled PID.
+ */
+export function stopLeftoverPostmaster(pgdata: string): void {
+  const pid = postmasterPid(pgdata);
+  if (pid === undefined) return;
   try {
     if (readlinkSync(`/proc/${pid}/cwd`) === pgdata) process.kill(pid, 'SIGQUIT');
   } catch {
