@@ -40,7 +40,7 @@ export async function rewind(ctx: StepContext): Promise<void> {
   const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
   // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
   // updates only at its next checkpoint: ask for one (pg_checkpoint, granted on 15+).
-  if (!(await requestCheckpoint(target))) log.info('could not ask the upstream for a checkpoint (PostgreSQL < 15 grants it to superusers only)');
+  if (!(await requestCheckpoint(target))) log.info('could not ask the upstream for a checkpoint (before PostgreSQL 15 only through pgrepl.checkpoint(), which a primary creates when it sets up the replication role)');
   log.info({ upstream: `${up.host}:${up.port}` }, 'rewinding with pg_rewind');
   let last = 0;
   const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress'], {
