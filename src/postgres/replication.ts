@@ -31,7 +31,7 @@ export interface Patience {
 /** Probes and slot commands: small questions that a healthy server answers at once. */
 export const PROBE_PATIENCE: Patience = { connectMs: 5000, queryMs: 10_000 };
 /** An immediate CHECKPOINT writes every dirty buffer, which takes a while on a busy server. */
-const CHECKPOINT_PATIENCE: Patience = { connectMs: 5000, queryMs: 120_000 };
+export const CHECKPOINT_PATIENCE: Patience = { connectMs: 5000, queryMs: 120_000 };
 
 const seconds = (ms: number) => `${ms / 1000} s`;
 
@@ -131,11 +131,6 @@ export async function dropInactiveSlot(t: ReplicationTarget, name: string): Prom
   return outcome ?? 'unreachable';
 }
 
-/** CHECKPOINT on the upstream as the pgrepl role (a member of pg_checkpoint on 15+); false if refused. */
-export async function checkpoint(t: ReplicationTarget): Promise<boolean> {
-  return (await asReplicationUser(t, async (c) => (await c.query('CHECKPOINT'), true), CHECKPOINT_PATIENCE)) ?? false;
-}
-
 /**
  * Whether a server is in recovery (a standby), asked over an ordinary connection as pgrepl:
  * IDENTIFY_SYSTEM does not tell a standby from a primary. undefined if that connection fails.
@@ -156,7 +151,7 @@ export function upstreamWalPosition(t: ReplicationTarget): Promise<string | unde
 }
 
 /** An ordinary SQL connection to the postgres database as pgrepl; undefined if it fails or stalls. */
-async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, p: Patience = PROBE_PATIENCE): Promise<T | undefined> {
+export async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, p: Patience = PROBE_PATIENCE): Promise<T | undefined> {
   const config = {
     host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres', application_name: t.applicationName,
   };

@@ -5,6 +5,7 @@
  */
 import { REPLICATION_USER } from '../config/token.js';
 import { log } from '../log.js';
+import { CHECKPOINT_FUNCTION } from '../postgres/checkpoint.js';
 import { ident, literal, withLocalClient } from '../postgres/client.js';
 import { passwordVerifier } from '../postgres/verifier.js';
 import { fingerprint } from '../state/node-state.js';
@@ -28,9 +29,30 @@ export async function setReplicationRole(ctx: StepContext): Promise<void> {
     await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
     // What pg_rewind needs when this node is the source of a rewind (as Patroni grants its rewind user).
     for (const fn of REWIND_FUNCTIONS) await c.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${ident(REPLICATION_USER)}`);
-    // So that a node about to be rewound can make its new upstream write its timeline down (15+).
+    // So that a node about to be rewound can make its new upstream write its timeline down: on
+    // every major through a function of the superuser's (CHECKPOINT is superuser-only before 15).
+    for (const sql of checkpointFunction()) await c.query(sql);
     if (ctx.obs.binariesMajor >= 15) await c.query(`GRANT pg_checkpoint TO ${ident(REPLICATION_USER)}`);
     log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
   });
   ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };
+}
+
+/**
+ * The statements that (re)create the checkpoint function in the current (postgres) database,
+ * owned by the connected superuser, in a schema of its own that only the pgrepl role may use;
+ * idempotent. The search_path is fixed so that no object of another role is resolved in it.
+ */
+function checkpointFunction(): string[] {
+  const schema = ident(CHECKPOINT_FUNCTION.schema);
+  const fn = `${schema}.${ident(CHECKPOINT_FUNCTION.name)}()`;
+  const role = ident(REPLICATION_USER);
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${schema}`,
+    `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
+    `CREATE OR REPLACE FUNCTION ${fn} RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 'CHECKPOINT'`,
+    `REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`,
+    `GRANT EXECUTE ON FUNCTION ${fn} TO ${role}`,
+  ];
 }

@@ -17,7 +17,7 @@ import { RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
 import { log } from '../log.js';
 import { readControlData } from '../observe/control-file.js';
 import type { RewindOutcome } from '../plan/rewind.js';
-import { checkpoint } from '../postgres/replication.js';
+import { requestCheckpoint } from '../postgres/checkpoint.js';
 import { ProgramFailed, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
 import { updateNodeState } from '../state/node-state.js';
@@ -88,8 +88,8 @@ export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
   ].join(' ');
   const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
   // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
-  // updates only at its next checkpoint: ask for one (pg_checkpoint, granted on 15+).
-  if (!(await checkpoint(target))) log.info('could not ask the upstream for a checkpoint (PostgreSQL < 15 grants it to superusers only)');
+  // updates only at its next checkpoint: ask for one (postgres/checkpoint.ts).
+  if (!(await requestCheckpoint(target))) log.info('could not ask the upstream for a checkpoint (before PostgreSQL 15 only through pgrepl.checkpoint(), which a primary creates when it sets up the replication role)');
   // With an archive, WAL this node needs that pg_wal no longer holds comes from it (13+): pg_rewind
   // runs the target's restore_command, which pgrepl.conf has had since pgrepl wrote it for archives.
   const settings = await readFile(join(cfg.pgdata, SETTINGS_FILE), 'utf8').catch(() => '');

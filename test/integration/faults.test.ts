@@ -6,13 +6,13 @@
  *
  * Ports 5761-5769 are this file's alone.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
 import { readControlData } from '../../src/observe/control-file.js';
 import { isInRecovery, standbyOf, streamingTo, waitFor, waitForRows } from '../support/cluster.js';
+import { pgCtlPromote } from '../support/postmaster.js';
 import { processesOf, stopAllNodes } from '../support/process-group.js';
 import { PG_PATH, testEnv } from '../support/env.js';
 import { identifySystem, query, removeScratch, runBundle, runCommand as cli, scratchDir, TestNode, type NodeOptions, type RunResult } from '../support/node.js';
@@ -410,16 +410,7 @@ describe('a standby promoted with `pg_ctl promote` (docker exec NODE gosu postgr
     await waitForRows(S2, 't', rows);
     // As `docker exec NODE gosu postgres pg_ctl promote` does it: as the postgres user, behind
     // pgrepl's back, with nothing but PATH and PGDATA.
-    const res = await new Promise<RunResult>((resolve) => {
-      const c = spawn('runuser', ['-u', 'postgres', '--', 'pg_ctl', 'promote', '-w'], {
-        env: { PATH: PG_PATH, LANG: 'C.UTF-8', PGDATA: pgdata(S2) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '', stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+    const res = await pgCtlPromote(pgdata(S2), PG_PATH);
     expect(res.stderr).toBe('');
     expect(res.stdout).toMatch(/server promoted/);
     expect(res.code).toBe(0);

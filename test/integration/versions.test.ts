@@ -10,11 +10,12 @@
  * without a copy, `pgrepl promote`, promotion on start (PGREPL_ROLE=PRIMARY) of a second standby,
  * and the old primary rejoining the promoted standby as its standby.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
 import { OLDER_MAJORS } from '../support/env.js';
+import { stopLeftoverPostmaster } from '../support/postmaster.js';
 import {
   eventually, identifySystem, query, removeScratch, runCommand, scratchDir, TestNode, type NodeOptions,
 } from '../support/node.js';
@@ -79,17 +80,7 @@ describe.each(OLDER_MAJORS)('PostgreSQL $major', ({ major, path }) => {
   afterAll(async () => {
     // Fast shutdown of whatever still runs; a server left behind by a failed start is stopped too.
     await Promise.all([...running].map((n) => n.stop('SIGINT')));
-    for (const n of ['a', 'b', 'c'] as const) {
-      const pidFile = join(pgdata(n), 'postmaster.pid');
-      if (!existsSync(pidFile)) continue;
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      try {
-        // Only a postmaster of this data directory (it runs in it), never a recycled PID.
-        if (readlinkSync(`/proc/${pid}/cwd`) === pgdata(n)) process.kill(pid, 'SIGQUIT');
-      } catch {
-        // already gone
-      }
-    }
+    for (const n of ['a', 'b', 'c'] as const) stopLeftoverPostmaster(pgdata(n));
     removeScratch(dir);
   });
 

@@ -1,0 +1,121 @@
+/**
+ * Rewinding after a plain `pg_ctl promote` in the image, for each major of MAJORS but 15, which
+ * test/integration/rewind-versions.test.ts rewinds with the same scenario (by default 18;
+ * PGREPL_TEST_PG_MAJORS adds 13 and 17): each image has the pg_rewind of its own major. Before
+ * 15, CHECKPOINT is for superusers only: the rewinding node makes its new upstream write its
+ * timeline down through a function the superuser created for the pgrepl role.
+ *
+ * Primary A, standbys B and C on a podman network; a bulk load; B crashes (it replays the load
+ * into dirty buffers on its next start, so that its first checkpoint after the promotion is
+ * spread over a minute or more, as on a busy server), then A takes a write that C receives; A
+ * stops; B starts on its data without A and is promoted with `pg_ctl promote` (as `docker exec
+ * -u postgres B pg_ctl promote` would) and written to; C (diverged) and the old primary A are
+ * started again as standbys of B on their volumes: they are rewound, not moved aside and
+ * cloned, and hold and stream everything committed on B.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageFor, logs, MAJORS, podman, podmanOk, primaryEnv, psql, rows, Scope, waitReady } from './support.js';
+
+const BULK_ROWS = 40_000;
+const BULK_LOAD = `CREATE TABLE bulk AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, ${BULK_ROWS}) g`;
+
+const scope = new Scope();
+let net: string;
+beforeAll(async () => {
+  net = await scope.network();
+});
+afterAll(() => scope.cleanup());
+
+async function eventually(what: string, fn: () => Promise<boolean>, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await fn().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** 15 is Debian's on the test machine: test/integration/rewind-versions.test.ts rewinds it. */
+const REWIND_MAJORS = MAJORS.filter((major) => major !== 15);
+
+describe.each(REWIND_MAJORS)('PostgreSQL %i: after a plain pg_ctl promote, a diverged standby and the old primary are rewound, not cloned', (major) => {
+  const image = imageFor(major);
+  const volumeAt = major >= 18 ? '/var/lib/postgresql' : '/var/lib/postgresql/data';
+  const volumes: Record<'a' | 'b' | 'c', string> = { a: '', b: '', c: '' };
+  const names: Record<'a' | 'b' | 'c', string> = { a: '', b: '', c: '' };
+  const hostname = (n: 'a' | 'b' | 'c') => `rw${major}${n}`;
+
+  /** A node on its volume with a fixed hostname (its slot name); the container is new each time. */
+  async function run(n: 'a' | 'b' | 'c', env: Record<string, string> = {}): Promise<string> {
+    if (!volumes[n]) volumes[n] = await scope.volume(`pg${major}${n}`);
+    if (names[n]) await podman(['rm', '-f', '-t', '30', names[n]]);
+    names[n] = await scope.run(scope.name(`pg${major}${n}`), [
+      '--network', net, '--hostname', hostname(n), '--network-alias', hostname(n), '-v', `${volumes[n]}:${volumeAt}`, ...primaryEnv(env),
+    ], image);
+    await waitReady(names[n]);
+    return names[n];
+  }
+  const standbyOf = (up: 'a' | 'b') => ({ PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: hostname(up), PGREPL_UPSTREAM_TIMEOUT: '10' });
+  const values = async (n: 'a' | 'b' | 'c') => (await psql(names[n], 'SELECT string_agg(v, \',\' ORDER BY v) FROM t')).split(',');
+  async function expectRewound(n: 'a' | 'c', row: string): Promise<void> {
+    const text = await logs(names[n]);
+    expect(rows(text)).toEqual([row]);
+    expect(text).toMatch(/pg_rewind: servers diverged at WAL location/);
+    expect(text).toMatch(/pg_rewind finished/);
+    expect(text).not.toMatch(/moved the old data aside|could not rewind|pg_basebackup/);
+    const pgdata = await psql(names[n], 'SHOW data_directory');
+    expect((await podmanOk(['exec', names[n], 'ls', '-a', `${pgdata}/pg_dynshmem`])).split('\n').filter((e) => e.startsWith('pgrepl-aside-'))).toEqual([]);
+  }
+  async function followsB(n: 'a' | 'c'): Promise<void> {
+    const wanted = (await values('b')).join(',');
+    await eventually(`${n} holding B's rows`, async () => (await values(n)).join(',') === wanted);
+    await eventually(`${n} streaming from B`, async () => {
+      const s = JSON.parse((await podman(['exec', names[n], 'pgrepl', 'status', '--json'])).stdout);
+      return s.role === 'standby' && s.upstream?.host === hostname('b') && s.upstream?.status === 'streaming';
+    });
+  }
+
+  it('A primary, B and C its standbys; B crashes, then A takes a write that C receives', async () => {
+    await run('a');
+    expect(await psql(names.a, 'SHOW server_version_num')).toMatch(new RegExp(`^${major}`));
+    await psql(names.a, "CREATE TABLE t (v text); INSERT INTO t VALUES ('before the failover')");
+    await run('b', standbyOf('a'));
+    await run('c', standbyOf('a'));
+    await psql(names.a, BULK_LOAD);
+    for (const n of ['b', 'c'] as const) {
+      await eventually(`the bulk load on ${n}`, async () => (await psql(names[n], 'SELECT count(*) FROM bulk')) === String(BULK_ROWS));
+    }
+    await podmanOk(['kill', names.b]);
+    await psql(names.a, "INSERT INTO t VALUES ('only on a and c')");
+    await eventually('C receiving the write B misses', async () => (await values('c')).includes('only on a and c'));
+    await podmanOk(['stop', '-t', '60', names.a]);
+  });
+
+  it('B starts on its data without A and is promoted with a plain pg_ctl promote; it takes writes', async () => {
+    await podmanOk(['start', names.b]);
+    await waitReady(names.b);
+    expect(rows(await logs(names.b)).at(-1)).toBe('standby cluster × STANDBY');
+    const promoted = await podman(['exec', '-u', 'postgres', names.b, 'pg_ctl', 'promote', '-w']);
+    expect(promoted.stdout, promoted.stderr).toMatch(/server promoted/);
+    expect(await psql(names.b, 'SELECT pg_is_in_recovery()')).toBe('f');
+    await psql(names.b, "INSERT INTO t VALUES ('written on b')");
+    expect(await values('b')).toEqual(['before the failover', 'written on b']);
+  });
+
+  it('C, started again as a standby of B, is rewound (it diverged) and streams from B', async () => {
+    await run('c', standbyOf('b'));
+    await expectRewound('c', 'standby cluster × STANDBY');
+    await psql(names.b, "INSERT INTO t VALUES ('after c rejoined')");
+    await followsB('c');
+    expect(await values('c')).not.toContain('only on a and c');
+  });
+
+  it('the old primary A, started as a standby of B, is rewound and streams from B', async () => {
+    await run('a', standbyOf('b'));
+    await expectRewound('a', 'primary cluster × STANDBY');
+    await psql(names.b, "INSERT INTO t VALUES ('after a rejoined')");
+    await followsB('a');
+    expect(await values('a')).toEqual(['after a rejoined', 'after c rejoined', 'before the failover', 'written on b']);
+    await followsB('c');
+  });
+});
