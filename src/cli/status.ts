@@ -11,6 +11,7 @@ import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
 import { upstreamWalPosition } from '../postgres/replication.js';
 import { readNodeState } from '../state/node-state.js';
+import { temporarySlotName } from '../steps/clone.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
 
 export interface NodeStatus {
@@ -24,7 +25,14 @@ export interface NodeStatus {
    * node's replay position. null on a primary, or when the upstream cannot be asked.
    */
   behindUpstream?: { bytes: number } | null;
-  standbys: { name: string; address: string | null; state: string; sync: string; replayLagBytes: number | null; replayLagSeconds: number | null }[];
+  /**
+   * The walsenders on this node. state 'cloning': a node whose base backup is running (then
+   * walsender says which part of it this row is: backup, streaming, startup).
+   */
+  standbys: {
+    name: string; address: string | null; state: string; sync: string; walsender?: string;
+    replayLagBytes: number | null; replayLagSeconds: number | null;
+  }[];
   /** retainedBytes: WAL kept for the slot (this node's position minus its restart_lsn). */
   slots: { name: string; active: boolean; restartLsn: string | null; walStatus: string | null; retainedBytes: number | null }[];
   /** A standby configured as PRIMARY that fencing keeps following this peer (host:port). */
@@ -92,12 +100,17 @@ export async function readStatus(c: pg.Client): Promise<NodeStatus> {
     lag = { bytes: Math.max(0, Number(l.bytes)), seconds: Math.max(0, Number(l.seconds)) };
   }
   const position = standby ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
-  const standbys = (
+  const senders = (
     await c.query(`SELECT application_name, host(client_addr) AS addr, state, sync_state,
       pg_wal_lsn_diff(${position}, replay_lsn)::float8 AS lag_bytes, extract(epoch FROM replay_lag)::float8 AS lag_seconds
-      FROM pg_stat_replication ORDER BY application_name`)
-  ).rows.map((r) => ({
-    name: r.application_name, address: r.addr, state: r.state, sync: r.sync_state,
+      FROM pg_stat_replication ORDER BY application_name, state`)
+  ).rows;
+  // A node that clones has a base backup running: its rows (the backup, pg_basebackup's WAL
+  // stream, the connection that made its slot) are one copy in the making, not a standby.
+  const cloning = new Set(senders.filter((r) => r.state === 'backup').map((r) => r.application_name));
+  const standbys = senders.map((r) => ({
+    name: r.application_name, address: r.addr, state: cloning.has(r.application_name) ? 'cloning' : r.state, sync: r.sync_state,
+    ...(cloning.has(r.application_name) ? { walsender: r.state } : {}),
     replayLagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
     replayLagSeconds: r.lag_seconds === null ? null : Number(r.lag_seconds),
   }));
@@ -121,19 +134,25 @@ function render(s: NodeStatus): string[] {
   if (s.lag) lines.push(`replay lag: ${s.lag.bytes} bytes, ${s.lag.seconds.toFixed(1)} s`);
   if (s.behindUpstream !== undefined) lines.push(`behind upstream: ${s.behindUpstream ? `${s.behindUpstream.bytes} bytes` : 'unknown (the upstream cannot be asked)'}`);
   lines.push(s.standbys.length === 0 ? 'standbys: none' : 'standbys:');
+  const part: Record<string, string> = { backup: 'the base backup', streaming: 'its WAL stream', catchup: 'its WAL stream', startup: 'the connection that made its slot' };
   for (const d of s.standbys) {
-    lines.push(`  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
+    lines.push(d.state === 'cloning'
+      ? `  ${d.name} ${d.address ?? 'local'} cloning (${part[d.walsender!] ?? d.walsender}): not a standby until its clone has started`
+      : `  ${d.name} ${d.address ?? 'local'} ${d.state} ${d.sync} replay lag ${d.replayLagBytes ?? '-'} bytes`);
   }
   if (s.keptCopies?.length) {
     lines.push('kept copies (data moved aside, never removed by pgrepl; delete one once you no longer need it):');
     for (const k of s.keptCopies) lines.push(`  ${k.path} ${k.kB === null ? '' : `${k.kB} kB`}`.trimEnd());
   }
   lines.push(s.slots.length === 0 ? 'slots: none' : 'slots:');
+  const cloning = s.standbys.filter((d) => d.state === 'cloning').map((d) => d.name);
   for (const sl of s.slots) {
     const retained = sl.retainedBytes === null ? '' : `, retains ${sl.retainedBytes} bytes of WAL`;
     // An inactive slot keeps its WAL until its node comes back, or it is dropped: a node gone for
-    // good fills the disk (PGREPL_SLOT_MAX_WAL caps it on 13+).
-    const hint = sl.active ? '' : ` (kept until its node reconnects; if it is gone for good: SELECT pg_drop_replication_slot('${sl.name}'))`;
+    // good fills the disk (PGREPL_SLOT_MAX_WAL caps it on 13+). A cloning node's is in use.
+    const hint = cloning.some((n) => sl.name === n || sl.name === temporarySlotName(n))
+      ? ' (keeps the WAL of the clone in progress)'
+      : sl.active ? '' : ` (kept until its node reconnects; if it is gone for good: SELECT pg_drop_replication_slot('${sl.name}'))`;
     lines.push(`  ${sl.name} ${sl.active ? 'active' : 'inactive'} restart_lsn ${sl.restartLsn ?? '-'}${sl.walStatus ? ` wal ${sl.walStatus}` : ''}${retained}${hint}`);
   }
   return lines;

@@ -181,3 +181,17 @@ export async function dropSlotIfExists(c: pg.Client, name: string): Promise<bool
     throw err;
   }
 }
+
+/**
+ * Creates a physical slot that reserves WAL from now until this connection ends, which drops it;
+ * false if a slot of that name exists.
+ */
+export async function createTemporaryPhysicalSlot(c: pg.Client, name: string): Promise<boolean> {
+  try {
+    await c.query(`CREATE_REPLICATION_SLOT ${quoteName(name)} TEMPORARY PHYSICAL RESERVE_WAL`);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '42710') return false; // duplicate_object
+    throw err;
+  }
+}
