@@ -24,7 +24,7 @@ export interface ReplicationTarget {
 export interface Patience {
   /** From the TCP connect until the server is ready for queries (authenticated). */
   connectMs: number;
-  /** For everything asked once connected; also the server's statement_timeout. */
+  /** For everything asked once connected; also the server's statement_timeout. 0: no bound (a connection held open while another program works, see steps/clone.ts). */
   queryMs: number;
 }
 
@@ -52,7 +52,7 @@ async function converse<T>(config: pg.ClientConfig, p: Patience, fn: (c: pg.Clie
   try {
     await client.connect();
     clearTimeout(timer);
-    timer = bound(p.queryMs, () => '(the login was answered, a query was not)');
+    if (p.queryMs > 0) timer = bound(p.queryMs, () => '(the login was answered, a query was not)');
     return await fn(client);
   } finally {
     clearTimeout(timer);

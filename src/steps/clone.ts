@@ -20,7 +20,7 @@ import { REPLICATION_USER } from '../config/token.js';
 import { UserError } from '../errors.js';
 import { STAGING_CLONE } from '../layout.js';
 import { log } from '../log.js';
-import { createPhysicalSlot, createTemporaryPhysicalSlot, dropSlotIfExists, withReplicationClient } from '../postgres/replication.js';
+import { createPhysicalSlot, createTemporaryPhysicalSlot, dropSlotIfExists, PROBE_PATIENCE, withReplicationClient } from '../postgres/replication.js';
 import { runWithLines } from '../postgres/run.js';
 import { writePhase } from '../state/phase.js';
 import { requireUpstream, type StepContext } from './context.js';
@@ -61,15 +61,18 @@ export async function clone(ctx: StepContext): Promise<void> {
     '--checkpoint=fast', '-X', 'stream', '--no-slot', '--no-password', '--progress', '--verbose',
   ];
   if (cfg.initdbWaldir) args.push(`--waldir=${cfg.initdbWaldir}`);
-  // The connection stays open while pg_basebackup runs: it holds the temporary slot.
-  await withReplicationClient({ host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName }, async (c) => {
+  // The connection stays open while pg_basebackup runs: it holds the temporary slot. So what it
+  // is asked is not bounded as a probe's questions are (the copy may take hours); connecting is.
+  const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  await withReplicationClient(target, async (c) => {
     const slot = await reserveWal(c, ctx);
     writePhase(cfg.socketDir, cfg.port, 'cloning');
     log.info({ upstream: `${up.host}:${up.port}`, slot, temporary: !cfg.slots || undefined }, 'cloning the upstream with pg_basebackup');
 
     // pg_basebackup redraws its progress line; log it at most every 2 s.
     let last = 0;
-    await runWithLines('pg_basebackup', args, { env: { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName } }, (line) => {
+    const env = { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName, PGCONNECT_TIMEOUT: '10' };
+    await runWithLines('pg_basebackup', args, { env }, (line) => {
       const progress = /^(\d+)\/(\d+) kB \((\d+)%\)/.exec(line);
       if (!progress) return log.info(line);
       if (Date.now() - last >= 2000 || progress[3] === '100') {
@@ -77,5 +80,5 @@ export async function clone(ctx: StepContext): Promise<void> {
         log.info({ doneKb: Number(progress[1]), totalKb: Number(progress[2]) }, `clone ${progress[3]}%`);
       }
     });
-  });
+  }, PROBE_PATIENCE.connectMs, 0);
 }

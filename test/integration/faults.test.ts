@@ -231,7 +231,7 @@ describe('a standby killed in the middle of its clone', () => {
     expect(readdirSync(join(pgdata(S1), 'pg_dynshmem')).filter((e) => e.includes('aside'))).toEqual([]);
     expect(entries).toContain('standby.signal');
     const health = await cli(opts(S1), ['health', '--standby']);
-    expect(health).toMatchObject({ code: 0, stdout: 'healthy: standby\n' });
+    expect(health).toMatchObject({ code: 0, stdout: 'healthy: standby, streaming\n' });
   });
 
   it('stopped with SIGTERM mid-clone (docker stop, outside a container): its pg_basebackup ends too', async () => {
