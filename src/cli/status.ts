@@ -1,6 +1,6 @@
 /** `pgrepl status [--json]`: this node's role, timeline, upstream and lag; its standbys and slots. */
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
@@ -42,6 +42,18 @@ export interface NodeStatus {
    * standby with PGREPL_RECLONE=auto): kept in PGDATA until someone removes it, so say so.
    */
   keptCopies?: { path: string; kB: number | null }[];
+  /** Set when the kept copies take more than KEPT_SHARE_WARN of the filesystem PGDATA is on. */
+  keptCopiesWarning?: string | null;
+}
+
+/** Kept copies above this share of PGDATA's filesystem are worth a warning: they crowd out the live data. */
+export const KEPT_SHARE_WARN = 0.25;
+
+/** A warning when the kept copies' total size is above KEPT_SHARE_WARN of the volume's size (both in kB). */
+export function keptCopiesWarning(keptKb: number, volumeKb: number): string | null {
+  if (!(volumeKb > 0) || keptKb / volumeKb <= KEPT_SHARE_WARN) return null;
+  const pct = Math.round((keptKb / volumeKb) * 100);
+  return `kept copies take ${pct}% of the volume PGDATA is on (${keptKb} kB of ${volumeKb} kB): once you have checked them, remove the ones you no longer need, before the live data runs out of space`;
 }
 
 /** The peer this node was fenced into following, from its state file (null if none, or unreadable). */
@@ -143,6 +155,7 @@ function render(s: NodeStatus): string[] {
   if (s.keptCopies?.length) {
     lines.push('kept copies (data moved aside, never removed by pgrepl; delete one once you no longer need it):');
     for (const k of s.keptCopies) lines.push(`  ${k.path} ${k.kB === null ? '' : `${k.kB} kB`}`.trimEnd());
+    if (s.keptCopiesWarning) lines.push(`warning: ${s.keptCopiesWarning}`);
   }
   lines.push(s.slots.length === 0 ? 'slots: none' : 'slots:');
   const cloning = s.standbys.filter((d) => d.state === 'cloning').map((d) => d.name);
@@ -170,6 +183,8 @@ export const status: Command = {
     s.fencedTo = s.role === 'standby' && cfg.role === 'PRIMARY' ? await fencedTo(cfg) : null;
     if (s.role === 'standby') s.behindUpstream = await behindUpstream(cfg, s);
     s.keptCopies = await keptCopies(cfg.pgdata);
+    const volume = await statfs(cfg.pgdata).then((f) => (f.blocks * f.bsize) / 1024, () => 0);
+    s.keptCopiesWarning = keptCopiesWarning(s.keptCopies.reduce((sum, k) => sum + (k.kB ?? 0), 0), volume);
     if (a.flags.has('json')) print(JSON.stringify(s));
     else render(s).forEach(print);
     return 0;
