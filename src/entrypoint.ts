@@ -29,7 +29,7 @@ import { recordState } from './steps/record-state.js';
 import { setReplicationRole } from './steps/replication-role.js';
 import { rewind } from './steps/rewind.js';
 import { writeSettings } from './steps/settings.js';
-import { dropOldSlot, ensureSlot } from './steps/slot.js';
+import { createSlot, dropOldSlot } from './steps/slot.js';
 import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from './steps/staging.js';
 import { startTempServer, stopTempServer } from './steps/temp-server.js';
 
@@ -76,7 +76,7 @@ async function act(step: Step, ctx: StepContext, stoppedBy: () => NodeJS.Signals
       }
       return;
     }
-    case 'ensure-slot': return ensureSlot(ctx);
+    case 'create-slot': return createSlot(ctx);
     case 'drop-old-slot': return void (await dropOldSlot(ctx.cfg, step.on));
     case 'write-settings': return writeSettings(ctx, step.as, step.in);
     case 'record-state': return recordState(ctx, step.as);

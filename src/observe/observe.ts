@@ -9,7 +9,7 @@ import type { Config, Role } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
 import { hostPort, upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
-import { serverInRecovery } from '../postgres/replication.js';
+import { serverInRecovery, slotExists } from '../postgres/replication.js';
 import { fingerprintMatches, readNodeState, type FenceRecord, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
 import { clearPhase, writePhase } from '../state/phase.js';
 import { binariesMajor, parseMajor } from './binaries.js';
@@ -36,7 +36,7 @@ export interface Observation {
   /** Why a state file was ignored, if one was. */
   stateIgnored: string | undefined;
   /** For a standby: where it replicates from, and what was found there. */
-  upstream?: { target: EffectiveUpstream; found: UpstreamFound } | undefined;
+  upstream?: { target: EffectiveUpstream; found: UpstreamFound; slotExists?: boolean | undefined } | undefined;
   /** For a standby, or a primary with peers: major versions of the client tools that copy and rewind. */
   tools?: { basebackup: number | undefined; rewind: number | undefined } | undefined;
   /** The peer this node was fenced into following (PGREPL_FENCE=rejoin), from its state. */
@@ -118,7 +118,11 @@ export async function observe(cfg: Config): Promise<Observation> {
       applicationName: cfg.nodeName,
       patienceSeconds: patience,
     }).finally(() => clearPhase(cfg.socketDir, cfg.port));
-    obs.upstream = { target, found };
+    // Whether this node's slot is there (undefined: could not be asked).
+    const slotThere = found.reachable && cfg.slots
+      ? await slotExists({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, cfg.nodeName)
+      : undefined;
+    obs.upstream = { target, found, slotExists: slotThere };
   }
   // Fencing: a PRIMARY about to open for writes first looks at its peers (and a fenced node at
   // the peer it follows), all at once, one try each.

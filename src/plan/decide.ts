@@ -65,7 +65,7 @@ export type Step =
   | { do: 'commit-staging'; staging: Staging }
   | { do: 'move-aside' }
   | { do: 'rewind'; fallback: Step[] }
-  | { do: 'ensure-slot' }
+  | { do: 'create-slot' }
   /** This node's slot on an upstream it no longer follows: dropped if that one answers and nothing uses it. */
   | { do: 'drop-old-slot'; on: HostPort }
   /** in: a staging directory to write them into (a clone not moved in yet); PGDATA otherwise. */
@@ -410,7 +410,10 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   if (!up) return refuse('STANDBY', 'internal: a standby was planned without observing its upstream');
   const U = `the upstream ${hostPort(up.target)} (${up.target.source})`;
   const left = obs.lastUpstream && hostPort(obs.lastUpstream) !== hostPort(up.target) ? obs.lastUpstream : undefined;
-  const slot: Step[] = intent.slots ? [{ do: 'ensure-slot' }, ...(left ? [{ do: 'drop-old-slot' as const, on: left }] : [])] : [];
+  // This node's slot on the upstream: made by a clone; otherwise made when it was not seen there.
+  const slot: Step[] = intent.slots
+    ? [...(up.slotExists === true ? [] : [{ do: 'create-slot' as const }]), ...(left ? [{ do: 'drop-old-slot' as const, on: left }] : [])]
+    : [];
 
   const standby = found.kind === 'cluster' ? standbyEvidence(obs, found) : undefined;
 
@@ -447,7 +450,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   const cloneInto = (row: string, why: string, before: Step[]): Plan =>
     clientTooOld
       ? refuse(row, clientTooOld)
-      : { row, why, steps: [...prepare(obs), ...before, ...CLONE, ...slot, ...START_STANDBY] };
+      : { row, why, steps: [...prepare(obs), ...before, ...CLONE, ...START_STANDBY] };
 
   switch (found.kind) {
     case 'missing':
@@ -484,10 +487,11 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   // pg_rewind deletes whatever its source lacks, data kept aside included: with kept copies in
   // PGDATA, move aside and clone instead (the kept copies stay where they are).
   const rewindCanWork = obs.tools?.rewind === found.major && found.keptCopies.length === 0;
+  // The slot steps follow a rewind (the data stays); a clone makes its own slot.
   const rewindOrReclone = (): Step[] => {
     const reclone: Step[] = [{ do: 'move-aside' }, ...CLONE];
-    if (clientTooOld) return rewindCanWork ? [{ do: 'rewind', fallback: [] }] : [];
-    return rewindCanWork ? [{ do: 'rewind', fallback: reclone }] : reclone;
+    if (clientTooOld) return rewindCanWork ? [{ do: 'rewind', fallback: [] }, ...slot] : [];
+    return rewindCanWork ? [{ do: 'rewind', fallback: reclone }, ...slot] : reclone;
   };
 
   if (standby?.is === 'standby') {
@@ -503,7 +507,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
       why: behind
         ? `${P} holds a standby on timeline ${found.timeline} and ${U} is on timeline ${u.timeline}: rewind if it diverged, then follow; no copy`
         : `${P} holds ${standby.why}, of the same system: keep the data, rewrite the upstream connection, start; no copy`,
-      steps: [...prepare(obs), ...finishSwap(found), ...(behind ? rewindOrReclone() : []), ...slot, ...START_STANDBY],
+      steps: [...prepare(obs), ...finishSwap(found), ...(behind ? rewindOrReclone() : slot), ...START_STANDBY],
     };
   }
 
@@ -519,7 +523,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
             ? `it holds data kept aside earlier (${found.keptCopies.join(', ')}), which pg_rewind would delete: move it aside (kept) and clone`
             : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster: move it aside (kept) and clone`
       }, then follow`,
-      steps: [...prepare(obs), ...finishSwap(found), ...rewindOrReclone(), ...slot, ...START_STANDBY],
+      steps: [...prepare(obs), ...finishSwap(found), ...rewindOrReclone(), ...START_STANDBY],
     };
   }
   // A start killed after pg_rewind finished but before it wrote the standby configuration:

@@ -1,7 +1,8 @@
 /**
  * This node's physical replication slot on its upstream, named after the node. Created at clone
- * time; ensured again on every start, because the upstream may have changed (a follow, a
- * promotion) and a standby whose primary_slot_name does not exist there never streams. The slot
+ * time (steps/clone.ts); created again at a start that did not find it there (observe), because
+ * the upstream may have changed (a follow, a promotion) and a standby whose primary_slot_name does
+ * not exist there never streams. The slot
  * on an upstream this node left is dropped when that one answers and nothing uses the slot: it
  * would keep WAL there for ever.
  */
@@ -9,17 +10,17 @@ import type { Config } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
 import { hostPort } from '../plan/upstream.js';
-import { createPhysicalSlot, dropInactiveSlot, slotExists, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
+import { createPhysicalSlot, dropInactiveSlot, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
 import { requireUpstream, type StepContext } from './context.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function ensureSlot(ctx: StepContext): Promise<void> {
+/** Creates this node's slot on its upstream; the planner asks only when it was not seen there. */
+export async function createSlot(ctx: StepContext): Promise<void> {
   const up = requireUpstream(ctx);
   const name = ctx.cfg.nodeName;
   const target = { host: up.host, port: up.port, password: ctx.cfg.replicationPassword, applicationName: name };
-  // Look first: a failed CREATE would leave an ERROR line in the upstream's log on every start.
-  const created = (await slotExists(target, name)) ? false : await withReplicationClient(target, (c) => createPhysicalSlot(c, name));
+  const created = await withReplicationClient(target, (c) => createPhysicalSlot(c, name));
   log.info({ slot: name, upstream: `${up.host}:${up.port}` }, created ? 'created this node\'s slot on the upstream' : 'this node\'s slot exists on the upstream');
 }
 

@@ -163,7 +163,7 @@ describe('STANDBY rows', () => {
   it('empty: clones (never initdb, never init scripts), then starts as a standby', () => {
     const p = decide(sobs({ kind: 'empty' }), standby);
     expect(p.row).toBe('missing/empty × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', ...START]);
     // The copy is a standby before it is moved in; PGDATA's settings are written again at the end.
     expect('steps' in p && p.steps.filter((s) => s.do === 'write-settings')).toEqual([
       { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' },
@@ -172,7 +172,7 @@ describe('STANDBY rows', () => {
   });
 
   it('empty, slots off: no slot step', () => {
-    expect(steps(decide(sobs({ kind: 'missing' }), { ...standby, slots: false }))).not.toContain('ensure-slot');
+    expect(steps(decide(sobs({ kind: 'missing' }), { ...standby, slots: false }))).not.toContain('create-slot');
   });
 
   it('empty, upstream never answered: refuses, naming it and the timeout', () => {
@@ -186,26 +186,33 @@ describe('STANDBY rows', () => {
     for (const build of ['clone', 'init'] as const) {
       const staging = build === 'clone' ? '.pgrepl-staging-clone' : '.pgrepl-staging-init';
       const p = decide(sobs({ kind: 'interrupted-build', build, staging, keptCopies: [] }), standby);
-      expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+      expect(steps(p)).toEqual(['prepare-directories', 'discard-interrupted-build', 'clone', 'write-settings', 'commit-staging', ...START]);
     }
   });
 
   it('only kept copies: clones, leaving them where they are', () => {
     const p = decide(sobs({ kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-20260101T000000Z'] }), standby);
     expect(p.row).toBe('kept copies only × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'clone', 'write-settings', 'commit-staging', ...START]);
     expect(steps(p)).not.toContain('move-aside');
   });
 
   it("a standby's cluster of the same system: keeps the data, no copy", () => {
     const p = decide(sobs(cluster({ standby: true })), standby);
     expect(p.row).toBe('standby cluster × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'create-slot', ...START]);
+  });
+
+  it("a standby's cluster whose slot was seen on the upstream: nothing to create; not seen or not known: create it", () => {
+    expect(steps(decide(sobs(cluster({ standby: true }), { upstream: { ...up(), slotExists: true } }), standby))).toEqual(['prepare-directories', ...START]);
+    for (const slotExists of [false, undefined]) {
+      expect(steps(decide(sobs(cluster({ standby: true }), { upstream: { ...up(), slotExists } }), standby))).toEqual(['prepare-directories', 'create-slot', ...START]);
+    }
   });
 
   it("a standby's cluster now pointed at another upstream: its slot on the one it left is dropped (if that answers and nothing uses it)", () => {
     const p = decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg0', port: 5432 } }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', 'drop-old-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'create-slot', 'drop-old-slot', ...START]);
     expect('steps' in p && p.steps[2]).toEqual({ do: 'drop-old-slot', on: { host: 'pg0', port: 5432 } });
     expect(steps(decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg1', port: 5432 } }), standby))).not.toContain('drop-old-slot');
     expect(steps(decide(sobs(cluster({ standby: true }), { lastUpstream: { host: 'pg0', port: 5432 } }), { ...standby, slots: false }))).not.toContain('drop-old-slot');
@@ -218,7 +225,7 @@ describe('STANDBY rows', () => {
 
   it("a standby's cluster behind a newer timeline: rewinds (no-op unless diverged), else re-clones", () => {
     const p = decide(sobs(cluster({ standby: true }), { upstream: up({ timeline: 2 }) }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START]);
     expect('steps' in p && p.steps[1]).toEqual({
       do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
     });
@@ -233,25 +240,25 @@ describe('STANDBY rows', () => {
     const other = sobs(cluster({ standby: true }), { upstream: up({ systemIdentifier: '42' }) });
     expect(refusal(decide(other, standby))).toMatch(/holds system 7000000000000000001 but the upstream .* is system 42: .*PGREPL_RECLONE=auto/);
     expect(steps(decide(other, { ...standby, reclone: 'auto' }))).toEqual([
-      'prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START,
+      'prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', ...START,
     ]);
   });
 
   it('a former primary behind a newer timeline of its system: rewind, fallback move aside + clone', () => {
     const p = decide(sobs(cluster(), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby);
     expect(p.row).toBe('primary cluster × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START]);
   });
 
   it('a former primary holding data kept aside earlier: moves aside and clones (pg_rewind would delete the kept copy)', () => {
     const p = decide(sobs(cluster({ keptCopies: ['pgrepl-aside-20260101T000000Z'] }), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', ...START]);
     expect(p.why).toMatch(/kept aside earlier \(pgrepl-aside-20260101T000000Z\), which pg_rewind would delete/);
   });
 
   it('a former primary whose pg_rewind is of another version: moves aside and clones', () => {
     const p = decide(sobs(cluster(), { upstream: up({ timeline: 2 }), tools: { basebackup: 15, rewind: 16 } }), standby);
-    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', ...START]);
   });
 
   it('a former primary and an upstream that is not newer: refuses (nothing newer to follow)', () => {
@@ -265,7 +272,7 @@ describe('STANDBY rows', () => {
     const rewound = cluster({ timeline: 2, state: 'in archive recovery' });
     const p = decide(sobs(rewound, { upstream: up({ timeline: 2 }) }), standby);
     expect(p.row).toBe('rewound × STANDBY');
-    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START]);
+    expect(steps(p)).toEqual(['prepare-directories', 'create-slot', ...START]);
     expect('steps' in p && p.steps.find((s) => s.do === 'write-settings')).toEqual({ do: 'write-settings', as: 'STANDBY' });
     expect(p.why).toMatch(/^PGDATA=\/data holds a cluster rewound to the upstream pg1:5432 \(PGREPL_MASTER_IP\)'s timeline 2 .*: keep the data, write the standby configuration, start; no copy$/);
     // Even if a state file said it last ran as a standby: it never ran as a primary since.
@@ -275,7 +282,7 @@ describe('STANDBY rows', () => {
       expect(refusal(decide(sobs(cluster({ timeline: 2, state }), { upstream: up({ timeline: 2 }), lastRole: 'PRIMARY' }), standby))).toMatch(/nothing newer to follow/);
     }
     // The upstream moved on to a newer timeline meanwhile: rewind again, as for any former primary.
-    expect(steps(decide(sobs(rewound, { upstream: up({ timeline: 3 }) }), standby))).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+    expect(steps(decide(sobs(rewound, { upstream: up({ timeline: 3 }) }), standby))).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START]);
   });
 
   it('a standby promoted while running (pg_ctl promote), env unchanged: stays a primary', () => {
@@ -299,7 +306,7 @@ describe('STANDBY rows', () => {
     // With the upstream back on its newer timeline: the rewind it was doing, again.
     const back = decide(sobs(detached, { upstream: up({ timeline: 2 }), lastRole: 'STANDBY', standbyTimeline: 2 }), standby);
     expect(back.row).toBe('standby cluster × STANDBY');
-    expect(steps(back)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START]);
+    expect(steps(back)).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START]);
     // A fenced PRIMARY's standby, the same: it keeps following its peer, never comes up writable.
     const fenced = { host: '10.0.0.2', port: 5433 };
     const silentPeer: PeerFound = { target: fenced, found: { reachable: false, error: 'ECONNREFUSED' }, inRecovery: undefined };
@@ -379,7 +386,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     const p = decide(pobs(cluster({ timeline: 1 }), [silent(5432), peer(5433, { timeline: 2 })]), primary);
     expect(p.row).toBe('fenced × PRIMARY');
     expect(p.why).toMatch(/^PGDATA=\/data holds a primary on this node's timeline 1 and PGREPL_ROLE is PRIMARY, but the peer 10\.0\.0\.2:5433 is a primary of the same system on timeline 2: coming up writable would make two primaries; PGREPL_FENCE=rejoin: it becomes a standby of 10\.0\.0\.2:5433 instead: /);
-    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START_STANDBY]);
     expect('steps' in p && p.steps[1]).toEqual({
       do: 'rewind', fallback: [{ do: 'move-aside' }, { do: 'clone' }, { do: 'write-settings', as: 'STANDBY', in: '.pgrepl-staging-clone' }, { do: 'commit-staging', staging: '.pgrepl-staging-clone' }],
     });
@@ -429,7 +436,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     const p = decide(pobs(rewound, [peer(5433, { timeline: 2 })]), primary);
     expect(p.row).toBe('fenced × PRIMARY');
     expect(p.why).toMatch(/: PGDATA=\/data holds a cluster rewound to .*: keep the data, write the standby configuration, start; no copy$/);
-    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(p)).toEqual(['prepare-directories', 'create-slot', ...START_STANDBY]);
     expect(writeAs(p)).toEqual({ do: 'write-settings', as: 'STANDBY' });
     expect(fencedTo(p)).toMatchObject({ port: 5433 });
     expect(refusal(decide(pobs(rewound, [peer(5433, { timeline: 2 })]), { ...primary, fence: 'refuse' }))).toMatch(/^PGREPL_FENCE=refuse: /);
@@ -446,7 +453,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
   it("a standby's cluster and a primary of its timeline among the peers: not promoted, stays its standby", () => {
     const p = decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })]), primary);
     expect(p.row).toBe('fenced × PRIMARY');
-    expect(steps(p)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(p)).toEqual(['prepare-directories', 'create-slot', ...START_STANDBY]);
     expect(steps(p)).not.toContain('promote-temp-server');
     expect(fencedTo(p)).toMatchObject({ port: 5433 });
     expect(refusal(decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })]), { ...primary, fence: 'refuse' }))).toMatch(
@@ -460,7 +467,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     const fenced = { host: '10.0.0.2', port: 5433 };
     const up = decide(pobs(cluster({ standby: true, timeline: 2 }), [peer(5433, { timeline: 2 })], { fenced }), primary);
     expect(up.row).toBe('fenced standby × PRIMARY');
-    expect(steps(up)).toEqual(['prepare-directories', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(up)).toEqual(['prepare-directories', 'create-slot', ...START_STANDBY]);
     expect(fencedTo(up)).toMatchObject(fenced);
     const down = decide(pobs(cluster({ standby: true, timeline: 2 }), [{ ...silent(5433), target: fenced }], { fenced }), primary);
     expect(down.row).toBe('fenced standby × PRIMARY');
@@ -472,7 +479,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
     const fenced = { host: '10.0.0.2', port: 5433 };
     const p = decide(pobs(cluster({ standby: true, timeline: 2 }), [{ ...silent(5433), target: fenced }, peer(5434, { timeline: 3 })], { fenced }), primary);
     expect(p.row).toBe('fenced standby × PRIMARY');
-    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'ensure-slot', ...START_STANDBY]);
+    expect(steps(p)).toEqual(['prepare-directories', 'rewind', 'create-slot', ...START_STANDBY]);
     expect(fencedTo(p)).toMatchObject({ port: 5434 });
   });
 
