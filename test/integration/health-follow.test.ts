@@ -73,8 +73,9 @@ describe('pgrepl health --standby', () => {
     stopped.add(walreceiver);
     try {
       await query(P, 'INSERT INTO t SELECT g FROM generate_series(1, 20000) g');
-      const backlog = await query<{ b: number }>(S, 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS b');
-      expect(Number(backlog[0]!.b)).toBe(0);
+      // S may still be replaying the last bytes it received before the freeze: wait for that.
+      await waitFor('S to replay all it received', async () =>
+        Number((await query<{ b: number }>(S, 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS b'))[0]!.b) === 0);
       const [code, line] = await health(S, ['--standby', '--max-lag', '100000']);
       expect(line).toMatch(new RegExp(`^unhealthy: \\d+ bytes behind the upstream 127\\.0\\.0\\.1:${P}, more than --max-lag 100000$`));
       expect(code).toBe(1);
