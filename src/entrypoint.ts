@@ -17,7 +17,7 @@ import { decide, type Step } from './plan/decide.js';
 import { afterRewind } from './plan/rewind.js';
 import { effectiveUpstream, hostPort } from './plan/upstream.js';
 import { clearPhase } from './state/phase.js';
-import { moveAside } from './steps/aside.js';
+import { finishWalMove, moveAside } from './steps/aside.js';
 import { clone } from './steps/clone.js';
 import { requireUpstream, stagingDir, type StepContext } from './steps/context.js';
 import { allowHostConnections, createDatabases } from './steps/databases.js';
@@ -63,6 +63,7 @@ async function act(step: Step, ctx: StepContext, stoppedBy: () => NodeJS.Signals
     case 'sync-staging': return syncStaging(ctx, step.staging);
     case 'commit-staging': return commitStaging(ctx, step.staging);
     case 'move-aside': return moveAside(ctx);
+    case 'finish-wal-move': return finishWalMove(ctx, step.copy);
     case 'rewind': {
       const after = afterRewind(await rewind(ctx), stoppedBy(), step.fallback, hostPort(requireUpstream(ctx)));
       switch (after.next) {

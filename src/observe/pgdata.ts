@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ASIDE_PARENT, ASIDE_PREFIX, RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
+import { ASIDE_PARENT, ASIDE_PREFIX, ASIDE_WAL_MOVING, RECOVERY_CONF, STAGING_CLONE, STAGING_INIT, STANDBY_SIGNAL, SWAP_DIR } from '../layout.js';
 import { readControlFile, type ClusterState } from './control-file.js';
 
 export interface ClusterFound {
@@ -33,10 +33,15 @@ export type PgdataState =
    * No cluster, only data moved aside earlier (a rejoin whose rewind and then clone failed):
    * not empty. A new cluster here would be a new system with the real data set aside.
    */
-  | { kind: 'only-kept-copies'; keptCopies: string[] }
+  | {
+      kind: 'only-kept-copies';
+      keptCopies: string[];
+      /** Kept copies whose WAL was still being moved in when a start was killed (aside.ts). */
+      walMoving?: string[] | undefined;
+    }
   | ClusterFound
   /** A build (initdb or clone) that never finished; only its staging directory (and kept copies) exist. */
-  | { kind: 'interrupted-build'; build: 'init' | 'clone'; staging: string; keptCopies: string[] }
+  | { kind: 'interrupted-build'; build: 'init' | 'clone'; staging: string; keptCopies: string[]; walMoving?: string[] | undefined }
   | { kind: 'not-a-cluster'; entries: string[] }
   | { kind: 'not-a-directory' }
   | { kind: 'unreadable'; code: string };
@@ -84,6 +89,12 @@ export async function newestTimeline(pgdata: string, controlTimeline: number): P
   return Math.max(controlTimeline, await newestHistoryTimeline([pgdata]));
 }
 
+/** The kept copies holding ASIDE_WAL_MOVING: their WAL move was interrupted. */
+async function walMovingIn(pgdata: string, kept: string[]): Promise<string[]> {
+  const found = await Promise.all(kept.map(async (k) => ((await exists(join(pgdata, ASIDE_PARENT, k, ASIDE_WAL_MOVING))) ? k : undefined)));
+  return found.filter((k): k is string => k !== undefined);
+}
+
 async function newestHistoryTimeline(dirs: string[]): Promise<number> {
   let newest = 0;
   for (const d of dirs) {
@@ -116,11 +127,13 @@ export async function observePgdata(pgdata: string): Promise<PgdataState> {
   const others = entries.filter((e) => e !== STAGING_INIT && e !== STAGING_CLONE && e !== ASIDE_PARENT);
   if (others.length === 0) {
     const keptCopies = await keptCopiesIn(pgdata);
+    const moving = await walMovingIn(pgdata, keptCopies);
+    const walMoving = moving.length > 0 ? { walMoving: moving } : {};
     if (entries.includes(STAGING_INIT) || entries.includes(STAGING_CLONE)) {
       const build = entries.includes(STAGING_CLONE) ? 'clone' : 'init';
-      return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT, keptCopies };
+      return { kind: 'interrupted-build', build, staging: build === 'clone' ? STAGING_CLONE : STAGING_INIT, keptCopies, ...walMoving };
     }
-    return keptCopies.length > 0 ? { kind: 'only-kept-copies', keptCopies } : { kind: 'empty' };
+    return keptCopies.length > 0 ? { kind: 'only-kept-copies', keptCopies, ...walMoving } : { kind: 'empty' };
   }
   return { kind: 'not-a-cluster', entries: entries.sort() };
 }

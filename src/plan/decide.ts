@@ -64,6 +64,8 @@ export type Step =
   | { do: 'sync-staging'; staging: Staging }
   | { do: 'commit-staging'; staging: Staging }
   | { do: 'move-aside' }
+  /** A kept copy whose WAL move was interrupted (aside.ts): finish it, so the WAL directory is free. */
+  | { do: 'finish-wal-move'; copy: string }
   | { do: 'rewind'; fallback: Step[] }
   | { do: 'create-slot' }
   /** This node's slot on an upstream it no longer follows: dropped if that one answers and nothing uses it. */
@@ -106,6 +108,7 @@ function prepare(obs: Observation): Step[] {
 }
 
 const finishSwap = (c: ClusterFound): Step[] => (c.swapPending ? [{ do: 'finish-swap' }] : []);
+const finishWalMoves = (copies: string[] | undefined): Step[] => (copies ?? []).map((copy) => ({ do: 'finish-wal-move', copy }));
 
 export function decide(obs: Observation, intent: Intent): Plan {
   const found = obs.pgdata;
@@ -457,12 +460,12 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     case 'empty':
       return cloneInto('missing/empty × STANDBY', `${P} is ${found.kind}: clone ${U} (no initdb, no init scripts)`, []);
     case 'only-kept-copies':
-      return cloneInto('kept copies only × STANDBY', `${P} holds no cluster, only data moved aside earlier (${found.keptCopies.join(', ')}, kept where it is): clone ${U}`, []);
+      return cloneInto('kept copies only × STANDBY', `${P} holds no cluster, only data moved aside earlier (${found.keptCopies.join(', ')}, kept where it is): clone ${U}`, finishWalMoves(found.walMoving));
     case 'interrupted-build':
       return cloneInto(
         'interrupted build × STANDBY',
         `${P} holds an interrupted ${found.build === 'clone' ? 'clone' : 'initdb'} that never served data: discard only that copy and clone ${U}`,
-        [{ do: 'discard-interrupted-build', staging: found.staging }],
+        [...finishWalMoves(found.walMoving), { do: 'discard-interrupted-build', staging: found.staging }],
       );
     case 'cluster':
       break;

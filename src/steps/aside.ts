@@ -82,6 +82,17 @@ async function probeRename(ctx: StepContext, waldir: string, keptWal: string, st
   await rename(probe, keptWal);
 }
 
+/**
+ * Finishes a WAL move a killed start left half done: the kept copy's pg_wal is still the symlink
+ * to the WAL directory (where the rest of its WAL is), ASIDE_WAL_MOVING holds what moved already.
+ */
+export async function finishWalMove(ctx: StepContext, copy: string): Promise<void> {
+  const aside = join(ctx.cfg.pgdata, ASIDE_PARENT, copy);
+  const waldir = await realpath(join(aside, 'pg_wal'));
+  await moveWalInto(aside, waldir, join(aside, ASIDE_WAL_MOVING));
+  log.info({ kept: aside, walFrom: waldir }, 'finished moving the WAL of a kept copy into it (a start was stopped half-way)');
+}
+
 /** Every entry of the WAL directory into keptWal, which then replaces the kept copy's pg_wal symlink. */
 async function moveWalInto(aside: string, waldir: string, keptWal: string): Promise<void> {
   for (const e of await readdir(waldir)) await rename(join(waldir, e), join(keptWal, e));

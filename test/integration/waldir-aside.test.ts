@@ -12,7 +12,7 @@
  * Ports 5871-5879 are this file's alone.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,8 @@ import { identifySystem, query, removeScratch, runBundle, scratchDir, TestNode, 
 const X = 5871, SX = 5872, Y = 5873, R = 5874;
 /** SZ: X's standby with its WAL on another filesystem (tmpfs); RZ, a copy of what SZ kept. */
 const SZ = 5875, RZ = 5876;
+/** SH: X's standby whose move aside is killed half-way through its WAL; RH, a copy of what SH kept. */
+const SH = 5877, RH = 5878;
 
 const TOKEN = 'waldir-aside-test-token';
 let dir: string;
@@ -200,5 +202,35 @@ describe('the same with the WAL directory on another filesystem than PGDATA', ()
     expect(readlinkSync(join(kept[0]!, 'pg_wal'))).toBe(oldWalDir());
     expect(filesUnder(oldWalDir(), true)).toEqual(before.wal);
     await startCopyOf(kept[0]!, RZ, await sysid(X));
+  });
+});
+
+describe('a start killed while it moved the WAL into the kept copy', () => {
+  it('the next start finishes that move, then clones: the kept copy has all its WAL, the clone an empty WAL directory to start from', async () => {
+    await standbyOfXWithWalIn(SH, walDir(SH));
+    const sysX = await sysid(X);
+    const wal = readdirSync(walDir(SH)).sort();
+    const inodes = new Map(wal.map((f) => [f, statSync(join(walDir(SH), f)).ino]));
+    // What aside.ts leaves when killed after PGDATA's entries moved and half of the WAL did:
+    // the kept copy (its pg_wal still the symlink), the WAL in transit in its .pgrepl-wal.
+    const kept = join(pgdata(SH), 'pg_dynshmem', 'pgrepl-aside-20260101T000000Z');
+    mkdirSync(kept, { mode: 0o700 });
+    for (const e of readdirSync(pgdata(SH)).filter((e) => e !== 'pg_dynshmem')) renameSync(join(pgdata(SH), e), join(kept, e));
+    mkdirSync(join(kept, '.pgrepl-wal'), { mode: 0o700 });
+    for (const f of wal.slice(0, Math.ceil(wal.length / 2))) renameSync(join(walDir(SH), f), join(kept, '.pgrepl-wal', f));
+    execFileSync('chown', ['-R', 'postgres:postgres', kept]);
+
+    const sh = await start(SH, standbyOf(X, { POSTGRES_INITDB_WALDIR: walDir(SH) }));
+    expect(row(sh)).toBe('kept copies only × STANDBY');
+    expect(logsOf(sh).some((l) => l.msg.startsWith('finished moving the WAL of a kept copy into it'))).toBe(true);
+    await waitForRows(SH, 'tx', await rowsOfX());
+    expect(await isInRecovery(SH)).toBe(true);
+    // The kept copy: its own pg_wal directory with every file it had, the same inodes (moved).
+    expect(lstatSync(join(kept, 'pg_wal')).isDirectory()).toBe(true);
+    expect(existsSync(join(kept, '.pgrepl-wal'))).toBe(false);
+    expect(readdirSync(join(kept, 'pg_wal')).sort()).toEqual(wal);
+    for (const [f, ino] of inodes) expect(statSync(join(kept, 'pg_wal', f)).ino).toBe(ino);
+    await stop(SH);
+    await startCopyOf(kept, RH, sysX);
   });
 });

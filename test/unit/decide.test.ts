@@ -197,6 +197,13 @@ describe('STANDBY rows', () => {
     expect(steps(p)).not.toContain('move-aside');
   });
 
+  it('a kept copy whose WAL move was interrupted: the move is finished first (the clone needs the WAL directory empty)', () => {
+    const p = decide(sobs({ kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-1', 'pgrepl-aside-2'], walMoving: ['pgrepl-aside-2'] }), standby);
+    expect('steps' in p && p.steps.slice(1, 3)).toEqual([{ do: 'finish-wal-move', copy: 'pgrepl-aside-2' }, { do: 'clone' }]);
+    const q = decide(sobs({ kind: 'interrupted-build', build: 'clone', staging: '.pgrepl-staging-clone', keptCopies: ['pgrepl-aside-2'], walMoving: ['pgrepl-aside-2'] }), standby);
+    expect(steps(q).slice(0, 4)).toEqual(['prepare-directories', 'finish-wal-move', 'discard-interrupted-build', 'clone']);
+  });
+
   it("a standby's cluster of the same system: keeps the data, no copy", () => {
     const p = decide(sobs(cluster({ standby: true })), standby);
     expect(p.row).toBe('standby cluster × STANDBY');

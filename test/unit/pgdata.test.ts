@@ -64,6 +64,15 @@ describe('observing PGDATA', () => {
     expect(await observePgdata(d)).toEqual({ kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-20260101T000000Z'] });
   });
 
+  it('a kept copy whose WAL move a killed start left half done is named', async () => {
+    const d = fresh();
+    mkdirSync(join(d, 'pg_dynshmem', 'pgrepl-aside-20260101T000000Z', '.pgrepl-wal'), { recursive: true });
+    mkdirSync(join(d, 'pg_dynshmem', 'pgrepl-aside-20250101T000000Z'), { recursive: true });
+    expect(await observePgdata(d)).toEqual({
+      kind: 'only-kept-copies', keptCopies: ['pgrepl-aside-20250101T000000Z', 'pgrepl-aside-20260101T000000Z'], walMoving: ['pgrepl-aside-20260101T000000Z'],
+    });
+  });
+
   it('pg_dynshmem with only the remembered node name is empty', async () => {
     const d = fresh();
     mkdirSync(join(d, 'pg_dynshmem'));
