@@ -11,7 +11,7 @@
  *   etcd did not answer, I led at the last read      | keep renewing, retry at once. Within last renewal
  *                                                    | sent + TTL − margin: NEVER demote (an etcd
  *                                                    | election takes 1-3 s); past it: demote-fast
- *   etcd did not answer, otherwise                   | nothing changes; retry
+ *   etcd did not answer, otherwise                   | nothing changes; retry (stopping: fast stop, exit)
  *   a member key of my name from another instance,   | touch nothing while it may be an earlier run's
  *   or the leader key of my name on another lease    | (2 × TTL after start); then refuse: another agent
  *                                                    | runs under this name
@@ -104,8 +104,6 @@ const writable = (l: LocalPostgres) => l.running && l.inRecovery === false;
 const timelineOf = (l: LocalPostgres) => l.timeline ?? clusterOf(l)?.timeline;
 /** What the standby has: received, or replayed (a standby that never streamed). */
 const positionOf = (l: LocalPostgres) => maxLsn(l.receivedLsn, l.replayedLsn);
-/** No cluster in PGDATA: a clone (or, for the bootstrap race's winner, initdb) makes one. */
-const noCluster = (l: LocalPostgres) => ['missing', 'empty', 'interrupted-build', 'only-kept-copies'].includes(l.pgdata.kind);
 /** Nothing there that initdb would set aside or lose: empty, or an initdb that never finished. */
 const emptyForInitdb = (l: LocalPostgres) =>
   l.pgdata.kind === 'missing' || l.pgdata.kind === 'empty' || (l.pgdata.kind === 'interrupted-build' && l.pgdata.build === 'init' && l.pgdata.keptCopies.length === 0);
@@ -159,6 +157,10 @@ export function decide(obs: HaObservation, s: HaSettings, mem: AgentMemory): Dec
 function etcdDown(obs: HaObservation, s: HaSettings, mem: AgentMemory, error: string): Decision {
   const c: Ctx = { obs, s, mem, keys: { members: [], history: [], pause: false }, local: obs.local, me: s.name, held: mem.ledAtLastRead };
   const saw = `etcd did not answer (${error})`;
+  if (obs.stopping) {
+    return act(c, 'stopping', `stopping: ${saw}; ${obs.local.running ? 'fast-stopping postgres and ' : ''}exiting (a leader key of mine expires with my lease)`,
+      [...(obs.local.running ? [{ do: 'stop-postgres' as const }] : []), { do: 'exit' }]);
+  }
   if (!mem.ledAtLastRead) return act(c, 'etcd unreachable', `${saw}: nothing changes here; retrying`, [lease(mem)], { soon: true });
   const late = lateBy(c);
   if (late !== undefined && writable(obs.local)) {
@@ -484,7 +486,8 @@ function race(c: Ctx): Decision {
   if (swTo === me) {
     return take(sw!.from ? `switchover from ${sw!.from}` : 'failover asked', `no leader; a ${sw!.from ? `switchover from ${sw!.from}` : 'failover'} to me was asked: taking the lock and promoting`);
   }
-  const others = c.keys.members.filter((m) => m.name !== me && barred(c, m, m.name) === undefined);
+  // The leader that handed over (switchover) stays out: it stopped where the others received to.
+  const others = c.keys.members.filter((m) => m.name !== me && m.name !== sw?.from && barred(c, m, m.name) === undefined);
   if (sw?.from === me && others.length > 0) return wait(`I am switching over to ${names(others.map((m) => m.name))}`);
   if (pos === undefined) return wait('my position is unknown');
   const newest = newestTimeline(c);

@@ -118,6 +118,12 @@ describe('etcd does not answer', () => {
     expect(does(run(primaryPg(), down, { now: NOW - 1, mem: { ledAtLastRead: true, lease: { id: LEASE, lastRenewalSentAt: sent } } }))).toEqual(['renew-lease']);
   });
 
+  it('stopping: fast stop and exit without waiting for etcd (a key of mine expires with my lease)', () => {
+    const d = run(primaryPg(), down, { stopping: true, mem: { ledAtLastRead: true } });
+    expect(does(d)).toEqual(['stop-postgres', 'exit']);
+    expect(does(run(stoppedPg(cluster()), down, { stopping: true }))).toEqual(['exit']);
+  });
+
   it('the former leader, already read-only past its deadline: stays read-only, retries', () => {
     const d = run(standbyPg({ following: undefined }), down, { mem: { ledAtLastRead: true, lease: { id: LEASE, lastRenewalSentAt: NOW - 9000 } } });
     expect(does(d)).toEqual(['renew-lease']);
@@ -679,6 +685,11 @@ describe('no leader: the failover race', () => {
       expect(does(d)).toEqual([...TAKE, 'clear-switchover']);
     });
 
+    it('the old leader that handed over is neither asked nor waited for (it stopped where the others received to)', () => {
+      const withOld = keys({ members: [m('n0', { role: 'primary', state: 'stopped', writeLsn: '0/6000028' }), m('n1'), m('n2')], switchover: { from: 'n0' } });
+      expect(actions(run(me('0/6000028'), withOld))).toEqual([{ do: 'ask-members', names: ['n2'] }]);
+    });
+
     it('the old leader that handed over, now read-only: does not race while others may lead', () => {
       expect(run(me(), k({ switchover: { from: 'n1' } })).say).toBe('no leader; I am switching over to n2, n3: not taking the lock');
     });
@@ -733,8 +744,9 @@ describe('switchover: the leader side', () => {
     expect(d.say).toMatch(/; switchover scheduled at 2026-03-01T13:00:00Z$/);
   });
 
-  it('a request naming another leader: cleared', () => {
+  it('a request naming another leader, or a failover request while I lead: cleared', () => {
     expect(does(run(primaryPg(), k({ from: 'n0', to: 'n2' })))).toEqual(['renew-lease', 'publish-member', 'clear-switchover']);
+    expect(run(primaryPg(), k({ to: 'n2' })).say).toBe('I lead; a failover to n2 was asked, but I lead: clearing the request');
   });
 
   it('postgres crashed during it (no clean stop): restarted in place first', () => {
