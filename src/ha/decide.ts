@@ -19,8 +19,9 @@
  *   TTL − margin (timing.ts)                         | until a renewal succeeds
  *   initialize names another system than PGDATA's    | refuse; PGREPL_RECLONE=auto and another node
  *                                                    | leads: move aside (kept) and clone it
- *   stopping, I lead                                 | fast stop; once a standby received the shutdown
- *                                                    | checkpoint (asked), release the key; exit
+ *   stopping, I lead                                 | fast stop; ask who received the shutdown
+ *                                                    | checkpoint; release the key (saying whether
+ *                                                    | anyone did: keeping it only delays), exit
  *   stopping, I do not lead                          | fast stop, revoke the lease, exit
  *   pause                                            | renew, publish: report only. Never promote,
  *                                                    | follow, rewind, bootstrap or switch over; the two
