@@ -1,9 +1,10 @@
 /**
  * Calls over several endpoints, each call within a deadline: an endpoint that refuses, does not
  * answer in its share of the time left, or answers that it has no leader (or is unavailable) is
- * left for the next one; every endpoint is tried at most once per call, starting with the last one
- * that answered. So a call fails fast when etcd has no quorum, and a frozen member costs a call
- * at most its share of the deadline.
+ * left for the next one, starting with the last one that answered. By default every endpoint is
+ * tried once per call, so a call fails fast when etcd has no quorum (or is electing a leader), and
+ * a frozen member costs a call at most its share of the deadline; `untilDeadline` keeps trying
+ * rounds until the deadline instead (e.g. a lease renewal that should ride out an election).
  */
 import { classify, type FailureClass, type Outcome } from './answer.js';
 import { LoginRefused, TokenHolder, type EtcdCredentials } from './auth.js';
@@ -23,7 +24,11 @@ export interface TransportOptions {
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Try the endpoints again, round after round, until one serves the call or the deadline passes. */
+  untilDeadline?: boolean;
 }
+
+const ROUND_PAUSE_MS = 100;
 
 /** What one endpoint answered, or why it did not. */
 export type AttemptOutcome = Outcome | { ok: false; error: string; noAnswer: NoAnswer };
@@ -54,33 +59,37 @@ export class Transport {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const deadline = Date.now() + timeoutMs;
     const n = this.endpoints.length;
-    const start = this.preferred;
-    const notes: string[] = [];
-    let noLeader = false;
-    let timedOut = false;
-    for (let k = 0; k < n; k++) {
-      const i = (start + k) % n;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      const outcome = await this.attempt(i, path, body, deadline - Math.floor((left * (n - k - 1)) / (n - k)), options.signal);
-      if (outcome.ok) {
-        this.preferred = i;
-        return outcome.message;
+    for (;;) {
+      const start = this.preferred;
+      const notes: string[] = [];
+      let noLeader = false;
+      let timedOut = false;
+      for (let k = 0; k < n; k++) {
+        const i = (start + k) % n;
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        const outcome = await this.attempt(i, path, body, deadline - Math.floor((left * (n - k - 1)) / (n - k)), options.signal);
+        if (outcome.ok) {
+          this.preferred = i;
+          return outcome.message;
+        }
+        const failure = 'noAnswer' in outcome ? outcome.noAnswer.reason : classify(outcome.grpcCode, outcome.error);
+        const kind = failure === 'aborted' ? 'aborted' : FINAL_KINDS[failure as FailureClass];
+        if (kind) throw new EtcdError(kind, `etcd ${path} at ${this.endpoints[i]!.name}: ${outcome.error}`, 'grpcCode' in outcome ? outcome.grpcCode : undefined);
+        if (failure === 'no-leader') noLeader = true;
+        if (failure === 'timeout') timedOut = true;
+        notes.push('noAnswer' in outcome ? outcome.error : `${this.endpoints[i]!.name}: ${outcome.error}`);
       }
-      const failure = 'noAnswer' in outcome ? outcome.noAnswer.reason : classify(outcome.grpcCode, outcome.error);
-      const kind = failure === 'aborted' ? 'aborted' : FINAL_KINDS[failure as FailureClass];
-      if (kind) throw new EtcdError(kind, `etcd ${path} at ${this.endpoints[i]!.name}: ${outcome.error}`, 'grpcCode' in outcome ? outcome.grpcCode : undefined);
-      if (failure === 'no-leader') noLeader = true;
-      if (failure === 'timeout') timedOut = true;
-      notes.push('noAnswer' in outcome ? outcome.error : `${this.endpoints[i]!.name}: ${outcome.error}`);
+      this.preferred = (start + 1) % n; // the next round (or call) starts elsewhere
+      if (options.untilDeadline && deadline - Date.now() > ROUND_PAUSE_MS && (await pause(ROUND_PAUSE_MS, options.signal))) continue;
+      if (options.signal?.aborted) throw new EtcdError('aborted', `etcd ${path}: aborted`);
+      const [kind, why]: [EtcdErrorKind, string] = noLeader
+        ? ['no-leader', 'no member has a leader (etcd has lost its quorum, or is electing a leader)']
+        : timedOut || Date.now() >= deadline
+          ? ['timeout', `no answer within ${timeoutMs} ms`]
+          : ['unavailable', 'no endpoint could serve the call'];
+      throw new EtcdError(kind, `etcd ${path}: ${why}: ${notes.join('; ')}`);
     }
-    this.preferred = (start + 1) % n; // the next call starts elsewhere
-    const [kind, why]: [EtcdErrorKind, string] = noLeader
-      ? ['no-leader', 'no member has a leader (etcd has lost its quorum, or is electing a leader)']
-      : timedOut || Date.now() >= deadline
-        ? ['timeout', `no answer within ${timeoutMs} ms`]
-        : ['unavailable', 'no endpoint could serve the call'];
-    throw new EtcdError(kind, `etcd ${path}: ${why}: ${notes.join('; ')}`);
   }
 
   /** One request to endpoint `i` (logging in first if needed), by `deadline`. Never throws. */
@@ -122,4 +131,19 @@ export class Transport {
   close(): void {
     for (const e of this.endpoints) e.agent.destroy();
   }
+}
+
+/** Waits `ms`; false when the signal fired meanwhile. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(ok);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -209,6 +209,23 @@ describe('etcd client against a healthy cluster', () => {
     expect(seen.events.map((e) => e.type !== 'resync' && e.value)).toEqual(['before the watch', 'also before']);
     watch.cancel();
   });
+
+  it('a watch from a revision etcd compacted away says resync, then reports changes from now on', async () => {
+    const c = client();
+    const { revision } = await c.put('/t/compacted/a', 'old');
+    const { revision: latest } = await c.put('/t/compacted/a', 'newer');
+    await etcd.post(0, '/v3/kv/compaction', { revision: latest, physical: true });
+    const seen = collector();
+    const watch = c.watch('/t/compacted/', seen.push, { prefix: true, startRevision: revision });
+    await seen.seen((e) => e.type === 'resync');
+    await waitFor('the watch to resume', async () => {
+      await c.put('/t/compacted/a', 'after');
+      return seen.events.some((e) => e.type === 'put' && e.value === 'after');
+    }, 10_000);
+    expect(seen.events[0]?.type).toBe('resync');
+    expect(seen.events.some((e) => e.type === 'put' && e.value !== 'after')).toBe(false);
+    watch.cancel();
+  });
 });
 
 describe('etcd client when members fail', () => {
@@ -239,17 +256,17 @@ describe('etcd client when members fail', () => {
     expect(await client([victim]).get('/t/kill/new')).toMatchObject({ value: 'z' });
   });
 
-  it('the raft leader killed: after its election, calls succeed and nothing written is lost', async () => {
+  it('the raft leader killed: a call that keeps trying until its deadline rides out the election; nothing written is lost', async () => {
     const c = client();
     await c.put('/t/leaderkill', 'before');
     const leader = await etcd.waitForLeader();
     await etcd.kill(leader);
-    const value = await waitFor('a read after the election', async () => (await c.get('/t/leaderkill'))?.value, 30_000);
-    expect(value).toBe('before');
-    await c.put('/t/leaderkill', 'after');
+    // At once, while the others elect a leader: no waiting for the election before calling.
+    await c.put('/t/leaderkill', 'during the election', { untilDeadline: true, timeoutMs: 6000 });
+    expect((await c.get('/t/leaderkill', { untilDeadline: true, timeoutMs: 6000 }))?.value).toBe('during the election');
     await etcd.restart(leader);
     await waitFor('the member back and healthy', () => etcd.healthy(leader), 30_000);
-    expect((await client([leader]).get('/t/leaderkill'))?.value).toBe('after');
+    expect((await client([leader]).get('/t/leaderkill'))?.value).toBe('during the election');
   });
 
   it('one member frozen (SIGSTOP): calls go to the others within the deadline; the watch moves over', async () => {
@@ -285,6 +302,10 @@ describe('etcd client when members fail', () => {
     const c = client();
     await c.put('/t/quorum', 'before');
     const lease = await c.leaseGrant(30);
+    const seen = collector();
+    const statuses: boolean[] = [];
+    const watch = c.watch('/t/quorum', seen.push, { probeIntervalMs: 500, onStatus: (s) => statuses.push(s.connected) });
+    await waitFor('the watch to connect', async () => statuses.includes(true), 10_000);
     await etcd.stop(1);
     await etcd.stop(2);
     try {
@@ -297,19 +318,29 @@ describe('etcd client when members fail', () => {
         failure(c.leaseGrant(10)),
         failure(c.leaseKeepAlive(lease.id)), // never "alive", never "expired": etcd cannot say
         failure(c.range('/t/', { prefix: true, serializable: true })),
+        failure(c.get('/t/quorum', { untilDeadline: true, timeoutMs: 1000 })), // kept trying: still says why
       ]);
       for (const err of errors) {
         expect(err.kind).toBe('no-leader');
         expect(err.message).toMatch(/no member has a leader \(etcd has lost its quorum/);
       }
-    } finally {
+      // A call that keeps trying until its deadline succeeds once the quorum is back within it.
+      const riding = c.put('/t/quorum', 'across', { untilDeadline: true, timeoutMs: 60_000 });
       await Promise.all([etcd.restart(1), etcd.restart(2)]);
+      await riding;
+    } finally {
+      if (!etcd.running(1)) await etcd.restart(1);
+      if (!etcd.running(2)) await etcd.restart(2);
     }
     await waitFor('every member healthy again', async () => (await Promise.all([0, 1, 2].map((i) => etcd.healthy(i)))).every(Boolean), 30_000);
-    expect((await c.get('/t/quorum'))?.value).toBe('before');
+    expect((await c.get('/t/quorum'))?.value).toBe('across');
     expect((await c.leaseKeepAlive(lease.id)).status).toBe('alive');
     await c.put('/t/quorum', 'after');
     expect((await c.get('/t/quorum'))?.value).toBe('after');
+    // The watch lost its member's leader, kept trying, and wakes again.
+    await seen.seen((e) => e.type === 'put' && e.value === 'after');
+    expect(statuses).toContain(false);
+    watch.cancel();
   });
 
   it('a call bounded by an AbortSignal ends with kind "aborted"', async () => {

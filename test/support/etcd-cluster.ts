@@ -243,6 +243,10 @@ export class EtcdCluster {
     m.frozen = false;
   }
 
+  running(i: number): boolean {
+    return this.members[i]!.process !== undefined;
+  }
+
   /** SIGKILL: the member is gone at once (its peers see the connection drop). */
   kill(i: number): Promise<void> {
     return this.signal(i, 'SIGKILL');
