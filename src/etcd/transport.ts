@@ -59,10 +59,10 @@ export class Transport {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const deadline = Date.now() + timeoutMs;
     const n = this.endpoints.length;
+    let noLeader = false; // in any round: the reason to give, whatever the last round met
     for (;;) {
       const start = this.preferred;
       const notes: string[] = [];
-      let noLeader = false;
       let timedOut = false;
       for (let k = 0; k < n; k++) {
         const i = (start + k) % n;
