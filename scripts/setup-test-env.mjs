@@ -42,11 +42,12 @@ function aptInstall(packages, why) {
 }
 
 // The container tests (podman + runc, debootstrap for the stand-in base images), the shell
-// scripts' tests (curl, jq), the compressed init scripts (xz, zstd).
+// scripts' tests (curl, jq), the compressed init scripts (xz, zstd), the HA tests (etcd: Debian's
+// etcd-server, 3.4; etcdctl from etcd-client).
 // `--postgres-only` (the demo): just the PostgreSQL binaries; the rest is for the tests.
 const postgresOnly = process.argv.includes('--postgres-only');
 
-const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark', 'podman-compose': 'podman-compose' };
+const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark', 'podman-compose': 'podman-compose', etcd: 'etcd-server', etcdctl: 'etcd-client' };
 const missing = Object.entries(tools).filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
 if (missing.length && !postgresOnly) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
 
