@@ -12,6 +12,14 @@ import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { type PasswdEntry } from './privileges.js';
 
+type Execve = (file: string, args?: readonly string[], env?: NodeJS.ProcessEnv) => never;
+
+/** process.execve (Node >= 22.15 / 23.11), bound, or undefined where this Node has none. */
+export function processExecve(): Execve | undefined {
+  const execve = (process as unknown as { execve?: Execve }).execve;
+  return execve?.bind(process);
+}
+
 /** PATH lookup, as execvp would do (execve itself does none). */
 export function resolveCommand(cmd: string, path = process.env.PATH ?? ''): string {
   if (cmd.includes('/')) return isAbsolute(cmd) ? cmd : join(process.cwd(), cmd);

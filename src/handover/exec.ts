@@ -8,9 +8,7 @@
  * exits: with its code, or 128+n when it died of signal n, as a shell would.
  */
 import { log } from '../log.js';
-import { childExit, forwardSignals, resolveCommand, spawnChild } from './child.js';
-
-type Execve = (file: string, args?: readonly string[], env?: NodeJS.ProcessEnv) => never;
+import { childExit, forwardSignals, processExecve, resolveCommand, spawnChild } from './child.js';
 
 /**
  * Replaces this process with `cmd args` (or supervises it). Never returns normally: the process
@@ -18,10 +16,10 @@ type Execve = (file: string, args?: readonly string[], env?: NodeJS.ProcessEnv) 
  */
 export async function handOver(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<never> {
   const file = resolveCommand(cmd, env.PATH);
-  const execve = (process as unknown as { execve?: Execve }).execve;
+  const execve = processExecve();
   if (execve) {
     log.debug({ file, args }, 'exec');
-    execve.call(process, file, [cmd, ...args], env);
+    execve(file, [cmd, ...args], env);
   }
   log.info({ file }, `this Node has no process.execve: supervising ${cmd} as a child, forwarding signals to it`);
   return supervise(file, cmd, args, env);

@@ -7,16 +7,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readControlData } from '../../src/observe/control-file.js';
 import { waitFor } from '../support/cluster.js';
-import { PG_PATH, ROOT, testEnv } from '../support/env.js';
+import { bundleFixture } from '../support/bundle.js';
+import { PG_PATH, testEnv } from '../support/env.js';
 import { query, removeScratch, scratchDir } from '../support/node.js';
 import { processesOf } from '../support/process-group.js';
 
 const PORT = 5891;
+const DRIVER = 'test/integration/fixtures/postgres-child-driver.ts';
 let dir: string;
 let pgdata: string;
 let driverBundle: string;
@@ -39,17 +40,7 @@ beforeAll(async () => {
     env: { PATH: PG_PATH, LANG: 'C.UTF-8' },
   });
   if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr.toString()}`);
-  driverBundle = join(dir, 'driver.cjs');
-  await build({
-    entryPoints: [join(ROOT, 'test/integration/fixtures/postgres-child-driver.ts')],
-    outfile: driverBundle,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    external: ['pg-native'],
-    logLevel: 'warning',
-  });
+  driverBundle = await bundleFixture(DRIVER, join(dir, 'driver.cjs'));
 });
 
 interface Exit {
