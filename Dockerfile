@@ -3,20 +3,26 @@
 #   docker build -t postgres_repl .                              # PostgreSQL 17
 #   docker build -t postgres_repl:15 --build-arg PG_MAJOR=15 .   # any major the official image has
 #
-# Only a Node runtime and one bundled file are added to the postgres image; everything else
-# (binaries, postgres user 999, PGDATA, VOLUME, EXPOSE, the user the container starts as) is the
-# base image's.
+# Only a Node runtime, tini (used in HA mode only) and one bundled file are added to the postgres
+# image; everything else (binaries, postgres user 999, PGDATA, VOLUME, EXPOSE, the user the
+# container starts as) is the base image's.
 ARG NODE_IMAGE=node:24-bookworm-slim
 ARG PG_MAJOR=17
 
 # The Node runtime, without its symbol tables (about 18 MB). The node image has no strip: take it
 # from Debian's binutils, in this throw-away stage; without it the binary is copied unstripped.
+# And Debian's tini, static (it runs on every base's Debian release): in HA mode the agent stays
+# beside postgres and, as PID 1, runs under tini, which reaps orphans (src/handover/init.ts).
 FROM ${NODE_IMAGE} AS node
 RUN set -eux; \
     mkdir /out; \
     cp /usr/local/bin/node /out/node; \
+    apt-get update -q; \
+    apt-get install -y -q --no-install-recommends tini; \
+    cp /usr/bin/tini-static /out/tini; \
+    /out/tini --version; \
     if ! command -v strip >/dev/null; then \
-      { apt-get update -q && apt-get install -y -q --no-install-recommends binutils; } \
+      apt-get install -y -q --no-install-recommends binutils \
         || echo 'pgrepl: no binutils: the Node binary stays unstripped' >&2; \
     fi; \
     if command -v strip >/dev/null; then strip /out/node; fi; \
@@ -33,6 +39,7 @@ RUN npm run build && chmod 0755 dist/pgrepl.cjs
 
 FROM postgres:${PG_MAJOR}
 COPY --from=node /out/node /usr/local/bin/node
+COPY --from=node /out/tini /usr/local/bin/tini
 COPY --from=build /src/dist/pgrepl.cjs /usr/local/lib/pgrepl/pgrepl.cjs
 # The bundle starts with `#!/usr/bin/env node`: the command is a link to it.
 RUN set -eux; \
@@ -40,7 +47,8 @@ RUN set -eux; \
     pgrepl help 2>/dev/null
 ENTRYPOINT ["pgrepl"]
 CMD ["postgres"]
-# PostgreSQL's fast shutdown (as the base image): postgres is PID 1 and gets it directly.
+# PostgreSQL's fast shutdown (as the base image): postgres is PID 1 and gets it directly (in HA
+# mode: tini is PID 1 and passes it to the agent, which passes it to postgres).
 STOPSIGNAL SIGINT
 # `pgrepl health` exits 0 healthy, 1 unhealthy, 2 starting (waiting for the upstream, cloning,
 # rewinding, recovering). Docker knows only 0 healthy and 1 unhealthy (2 is reserved), and its

@@ -11,6 +11,7 @@ import { withStableNodeName } from './state/node-name.js';
 import { isUserError, UserError } from './errors.js';
 import { runEntrypoint } from './entrypoint.js';
 import { handOver } from './handover/exec.js';
+import { reexecUnderInit } from './handover/init.js';
 import { createLogger, log, setLogger } from './log.js';
 
 const usage = () => `usage: pgrepl postgres [ARGS]    start this node (the container's entrypoint)
@@ -32,6 +33,8 @@ const HELP_FLAGS = new Set(['-?', '--help', '--describe-config', '-V', '--versio
 
 async function startNode(args: string[]): Promise<never> {
   if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
+  // HA mode (SPEC §7): the agent stays beside postgres, so as a container's PID 1 it runs under tini.
+  if (process.env.PGREPL_ETCD_ENDPOINTS?.trim()) reexecUnderInit();
   setLogger(loggerFromRawEnv());
   const cfg = withStableNodeName(loadConfig());
   setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
