@@ -89,6 +89,10 @@ async function act(step: Step, ctx: StepContext, stoppedBy: () => NodeJS.Signals
 }
 
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
+  // Until the HA agent is wired in, a node configured for HA must not run as a plain node.
+  if (cfg.ha) {
+    throw new UserError('HA mode (PGREPL_ETCD_ENDPOINTS) is not available in this build yet: unset PGREPL_ETCD_ENDPOINTS and the other HA variables to start this node without it; nothing was changed');
+  }
   let context: StepContext | undefined;
   const stopSignals = catchStopSignals(cfg, () => context);
   for (const warning of cfg.warnings) log.warn(warning);

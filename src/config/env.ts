@@ -8,16 +8,18 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { cleanEnv, str } from 'envalid';
 import { UserError } from '../errors.js';
+import { checkHaOnly, haConfig, haSpec, type HaConfig } from './ha.js';
 import { Secret } from './secret.js';
 import type { SyncCommit } from '../postgres/settings.js';
 import { DEFAULT_TOKEN, replicationPassword } from './token.js';
 import {
-  absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, nodeName,
+  absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, mayHoldCredentials, nodeName,
   nonNegativeInt, oneOf, peerList, positiveInt, sanitiseNodeName, tcpPort, walSize,
   type HbaMethod, type HostPort,
 } from './validators.js';
 
 export type Role = 'PRIMARY' | 'STANDBY';
+export type { HaConfig } from './ha.js';
 
 export const GESTALT_DATABASES = [
   'gestalt-security', 'gestalt-meta', 'gestalt-lambda', 'gestalt-laser', 'gestalt-apigateway', 'gestalt-kong',
@@ -65,6 +67,11 @@ export interface Config {
   syncCommit: SyncCommit;
   peers: HostPort[];
   fence: 'rejoin' | 'refuse';
+  /**
+   * HA mode (PGREPL_ETCD_ENDPOINTS, SPEC §7); undefined without it. With it, upstream and peers
+   * are empty (etcd decides) and role is only a bootstrap hint.
+   */
+  ha?: HaConfig;
   /** Things worth saying loudly at start, e.g. the default token. */
   warnings: string[];
 }
@@ -72,10 +79,10 @@ export interface Config {
 export const SOCKET_DIR = '/var/run/postgresql';
 
 /** Variables that may instead be given as a file (Docker/Kubernetes secrets), as in the official image. */
-const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN'];
+const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD'];
 
 /** Values never echoed back in an error message. */
-const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN']);
+const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD']);
 
 /** Variables where an empty value means something (an empty list), not "unset". */
 const EMPTY_IS_A_VALUE = new Set(['PGREPL_GESTALT_DATABASES']);
@@ -146,16 +153,18 @@ const spec = {
   PGREPL_SYNC_COMMIT: oneOf(['on', 'remote_apply', 'remote_write', 'local', 'off'] as const, 'PGREPL_SYNC_COMMIT=remote_apply')({ default: 'on' }),
   PGREPL_PEERS: peerList('PGREPL_PEERS=pg1:5432,pg2:5432')({ default: [] }),
   PGREPL_FENCE: oneOf(['rejoin', 'refuse'] as const, 'PGREPL_FENCE=rejoin')({ default: 'rejoin' }),
+  ...haSpec,
 };
 
 
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
+  checkHaOnly(rawEnv);
   const env = withoutEmptyValues(resolveFileVariants(rawEnv));
   const e = cleanEnv(env, spec, {
     reporter: ({ errors }) => {
       const lines = Object.entries(errors).map(([name, err]) => {
         const raw = env[name];
-        const shown = SECRET_VARS.has(name) ? '' : `=${JSON.stringify(raw)}`;
+        const shown = SECRET_VARS.has(name) || mayHoldCredentials(raw ?? '') ? '' : `=${JSON.stringify(raw)}`;
         const why = err instanceof InvalidValue ? err.message : String((err as Error)?.message ?? err);
         return `${name}${shown} is not valid: ${why}`;
       });
@@ -164,12 +173,15 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
   });
 
   const warnings: string[] = [];
-  const upstream: Upstream | undefined = e.PGREPL_MASTER_IP
-    ? { host: e.PGREPL_MASTER_IP, port: e.PGREPL_MASTER_PORT ?? 5432, source: 'PGREPL_MASTER_IP' }
-    : e.POSTGRES_PORT_5432_TCP_ADDR
-      ? { host: e.POSTGRES_PORT_5432_TCP_ADDR, port: e.POSTGRES_PORT_5432_TCP_PORT ?? 5432, source: 'POSTGRES_PORT_5432_TCP_ADDR' }
-      : undefined;
-  if (e.PGREPL_ROLE === 'STANDBY' && !upstream) {
+  const ha = haConfig({ env: e, raw: env, role: e.PGREPL_ROLE, port: e.PGPORT, hostName: host_name, warnings });
+  const upstream: Upstream | undefined = ha
+    ? undefined
+    : e.PGREPL_MASTER_IP
+      ? { host: e.PGREPL_MASTER_IP, port: e.PGREPL_MASTER_PORT ?? 5432, source: 'PGREPL_MASTER_IP' }
+      : e.POSTGRES_PORT_5432_TCP_ADDR
+        ? { host: e.POSTGRES_PORT_5432_TCP_ADDR, port: e.POSTGRES_PORT_5432_TCP_PORT ?? 5432, source: 'POSTGRES_PORT_5432_TCP_ADDR' }
+        : undefined;
+  if (e.PGREPL_ROLE === 'STANDBY' && !upstream && !ha) {
     throw new UserError(
       'PGREPL_ROLE=STANDBY needs an upstream: set PGREPL_MASTER_IP (and PGREPL_MASTER_PORT, default 5432), or run with --link UPSTREAM:postgres',
     );
@@ -236,8 +248,9 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     syncStandbys: e.PGREPL_SYNC_STANDBYS,
     syncMethod: e.PGREPL_SYNC_METHOD,
     syncCommit: e.PGREPL_SYNC_COMMIT,
-    peers: e.PGREPL_PEERS,
+    peers: ha ? [] : e.PGREPL_PEERS,
     fence: e.PGREPL_FENCE,
+    ...(ha && { ha }),
     warnings,
   };
 }

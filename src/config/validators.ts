@@ -4,6 +4,7 @@
  * one complete line such as
  *   PGREPL_ROLE="leader" is not valid: must be PRIMARY or STANDBY (e.g. PGREPL_ROLE=STANDBY)
  */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { makeValidator } from 'envalid';
 
@@ -135,13 +136,90 @@ export const peerList = (example: string) =>
     return input.split(',').map((raw) => parseHostPort(raw.trim(), example));
   });
 
+/** [host, port or undefined] of `host`, `host:port`, `[v6]` or `[v6]:port`. */
+const splitHostPort = (raw: string) => /^\[([^\]]+)\](?::(\d+))?$/.exec(raw) ?? /^([^:]+)(?::(\d+))?$/.exec(raw);
+
 export function parseHostPort(raw: string, example: string): HostPort {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(raw) ?? /^([^:]+)(?::(\d+))?$/.exec(raw);
+  const m = splitHostPort(raw);
   if (!m) return invalid(`has "${raw}", which is not host or host:port (e.g. ${example})`);
   const port = m[2] === undefined ? 5432 : Number(m[2]);
   if (!(port >= 1 && port <= 65535)) invalid(`has port "${m[2]}" out of range 1-65535 (e.g. ${example})`);
   return { host: checkHost(m[1]!, example), port };
 }
+
+/** Exactly `host:port` (`[v6]:port`): an address others connect to, or one to listen on. */
+export const hostAndPort = (example: string) =>
+  makeValidator<HostPort>((input) => {
+    const raw = input.trim();
+    if (splitHostPort(raw)?.[2] === undefined) invalid(`must be host:port ([v6]:port for IPv6) (e.g. ${example})`);
+    return parseHostPort(raw, example);
+  });
+
+/** `user:password@host` (a URL's credentials): a value with an @ in it is never quoted in a message. */
+export const mayHoldCredentials = (value: string): boolean => value.includes('@');
+
+/**
+ * etcd v3 client URLs: comma-separated `http(s)://host:port`, one scheme for all (the TLS and auth
+ * settings apply to every member); duplicates dropped.
+ */
+export const etcdEndpoints = (example: string) =>
+  makeValidator<string[]>((input) => {
+    const urls: string[] = [];
+    for (const raw of input.split(',').map((s) => s.trim())) {
+      if (raw === '') invalid(`has an empty URL in the list (e.g. ${example})`);
+      if (mayHoldCredentials(raw)) {
+        invalid(`has user:password@ in a URL: give them in PGREPL_ETCD_USER and PGREPL_ETCD_PASSWORD (e.g. ${example})`);
+      }
+      const m = /^(https?):\/\/([^/]+?)\/?$/i.exec(raw);
+      if (!m || splitHostPort(m[2]!)?.[2] === undefined) {
+        invalid(`has "${raw}", which is not an http:// or https:// URL with a host and a port (e.g. ${example})`);
+      }
+      const { host: h, port } = parseHostPort(m[2]!, example);
+      urls.push(`${m[1]!.toLowerCase()}://${isIPv6(h) ? `[${h}]` : h}:${port}`);
+    }
+    if (new Set(urls.map((u) => u.split(':')[0])).size > 1) {
+      invalid(`mixes http:// and https:// URLs: use one scheme for every member (e.g. ${example})`);
+    }
+    return [...new Set(urls)];
+  });
+
+/** An absolute path of a regular file this process can read (certificates, keys). */
+export const readableFile = (example: string) =>
+  makeValidator<string>((input) => {
+    const path = checkAbsolutePath(input, example);
+    try {
+      accessSync(path, fsConstants.R_OK);
+      if (!statSync(path).isFile()) invalid(`is not a regular file; mount the file there (e.g. ${example})`);
+    } catch (err) {
+      if (err instanceof InvalidValue) throw err;
+      invalid(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); mount the file there (e.g. ${example})`);
+    }
+    return path;
+  });
+
+/** One segment of an etcd key (/pgrepl/<segment>/...): no slash, nothing a shell or a URL mangles. */
+export const keySegment = (example: string) =>
+  makeValidator<string>((input) => {
+    if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(input)) return input;
+    return invalid(`must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (e.g. ${example})`);
+  });
+
+/** A name without control characters (an etcd user). */
+export const printableName = (example: string) =>
+  makeValidator<string>((input) => {
+    if (/^[^\x00-\x1f\x7f]+$/.test(input)) return input;
+    return invalid(`must not contain control characters (e.g. ${example})`);
+  });
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
+
+/** Bytes: a whole number, or with a unit kB, MB, GB, TB (powers of 1024, as PostgreSQL's sizes). */
+export const byteSize = (example: string) =>
+  makeValidator<number>((input) => {
+    const m = /^(\d+)\s*([kmgt]?b)?$/i.exec(input.trim());
+    const n = m ? Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()]! : NaN;
+    return Number.isSafeInteger(n) ? n : invalid(`must be a number of bytes, or a size such as 512kB or 16MB (units kB, MB, GB, TB) (e.g. ${example})`);
+  });
 
 /** The pg_hba.conf methods the official image accepts in POSTGRES_HOST_AUTH_METHOD. */
 export const HBA_METHODS = [

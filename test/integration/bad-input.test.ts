@@ -5,7 +5,7 @@
 import { lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeScratch, runBundle, runCommand, scratchDir } from '../support/node.js';
+import { nodeEnv, removeScratch, runBundle, runCommand, scratchDir, SUPERUSER_PASSWORD } from '../support/node.js';
 
 let dir: string;
 beforeAll(() => {
@@ -60,6 +60,13 @@ interface Case {
 /** Ports for the cases added later: 5790-5799, where nothing listens during these tests. */
 const FREE_PORT = 5799;
 const LONG_USER = 'u'.repeat(64);
+const ETCD_PASSWORD = 'etcd-Secret-pw-0815';
+/** Secrets no case may print: the test defaults' and the etcd password some cases set. */
+const SECRETS = [SUPERUSER_PASSWORD, nodeEnv({ pgdata: '/', port: 1 }).PGREPL_TOKEN!, ETCD_PASSWORD];
+const HA = { PGREPL_ETCD_ENDPOINTS: 'http://127.0.0.1:2379' };
+const HA_TLS = { PGREPL_ETCD_ENDPOINTS: 'https://127.0.0.1:2379' };
+const ENDPOINTS_EXAMPLE = '(e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379,http://etcd2:2379,http://etcd3:2379)';
+const HA_NOT_YET = 'HA mode (PGREPL_ETCD_ENDPOINTS) is not available in this build yet: unset PGREPL_ETCD_ENDPOINTS and the other HA variables to start this node without it; nothing was changed';
 
 const CASES: Case[] = [
   { name: 'unknown role', env: { PGREPL_ROLE: 'leader' }, message: 'PGREPL_ROLE="leader" is not valid: must be PRIMARY or STANDBY (e.g. PGREPL_ROLE=STANDBY)' },
@@ -146,6 +153,39 @@ const CASES: Case[] = [
   { name: 'upstream not a host name', port: FREE_PORT, exit: 1, env: { PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: 'bad host!' }, message: 'PGREPL_MASTER_IP="bad host!" is not valid: must be a host name or IP address (e.g. PGREPL_MASTER_IP=10.0.0.5)' },
   { name: 'initdb args with -D', port: FREE_PORT, exit: 1, env: { POSTGRES_INITDB_ARGS: '-D /elsewhere' }, message: 'POSTGRES_INITDB_ARGS must not contain -D: the data directory is PGDATA' },
   { name: 'unreadable token file', port: FREE_PORT, exit: 1, env: { PGREPL_TOKEN: undefined, PGREPL_TOKEN_FILE: '/nonexistent/token' }, message: 'PGREPL_TOKEN_FILE=/nonexistent/token cannot be read (ENOENT): mount the file there or unset PGREPL_TOKEN_FILE' },
+  // HA mode (SPEC §7): its variables, validated before anything touches PGDATA (exit 1).
+  { name: 'HA setting without PGREPL_ETCD_ENDPOINTS', port: FREE_PORT, exit: 1, env: { PGREPL_CLUSTER: 'orders' }, message: 'PGREPL_CLUSTER is set but is an HA mode setting, and HA mode needs PGREPL_ETCD_ENDPOINTS: set PGREPL_ETCD_ENDPOINTS (e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379) or unset PGREPL_CLUSTER' },
+  { name: 'etcd password file without PGREPL_ETCD_ENDPOINTS', port: FREE_PORT, exit: 1, env: { PGREPL_ETCD_PASSWORD_FILE: '/nonexistent/etcd-password' }, message: 'PGREPL_ETCD_PASSWORD_FILE is set but is an HA mode setting, and HA mode needs PGREPL_ETCD_ENDPOINTS: set PGREPL_ETCD_ENDPOINTS (e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379) or unset PGREPL_ETCD_PASSWORD_FILE' },
+  { name: 'etcd endpoint without a scheme', port: FREE_PORT, exit: 1, env: { PGREPL_ETCD_ENDPOINTS: 'etcd1:2379' }, message: `PGREPL_ETCD_ENDPOINTS="etcd1:2379" is not valid: has "etcd1:2379", which is not an http:// or https:// URL with a host and a port ${ENDPOINTS_EXAMPLE}` },
+  { name: 'etcd endpoints mixing http and https', port: FREE_PORT, exit: 1, env: { PGREPL_ETCD_ENDPOINTS: 'http://etcd1:2379,https://etcd2:2379' }, message: `PGREPL_ETCD_ENDPOINTS="http://etcd1:2379,https://etcd2:2379" is not valid: mixes http:// and https:// URLs: use one scheme for every member ${ENDPOINTS_EXAMPLE}` },
+  { name: 'etcd endpoint with a password in it', port: FREE_PORT, exit: 1, env: { PGREPL_ETCD_ENDPOINTS: `http://root:${ETCD_PASSWORD}@etcd1:2379` }, message: `PGREPL_ETCD_ENDPOINTS is not valid: has user:password@ in a URL: give them in PGREPL_ETCD_USER and PGREPL_ETCD_PASSWORD ${ENDPOINTS_EXAMPLE}` },
+  { name: 'etcd CA certificate missing', port: FREE_PORT, exit: 1, env: { ...HA_TLS, PGREPL_ETCD_CACERT: '/nonexistent/ca.crt' }, message: 'PGREPL_ETCD_CACERT="/nonexistent/ca.crt" is not valid: cannot be read (ENOENT); mount the file there (e.g. PGREPL_ETCD_CACERT=/etc/pgrepl/etcd/ca.crt)' },
+  { name: 'etcd client certificate without its key', port: FREE_PORT, exit: 1, env: { ...HA_TLS, PGREPL_ETCD_CERT: '/etc/hostname' }, message: 'PGREPL_ETCD_CERT is set without PGREPL_ETCD_KEY: a client certificate and its key go together; set PGREPL_ETCD_KEY too, or unset PGREPL_ETCD_CERT' },
+  { name: 'etcd TLS file with http endpoints', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_CACERT: '/etc/hostname' }, message: 'PGREPL_ETCD_CACERT is set but PGREPL_ETCD_ENDPOINTS are http:// URLs: TLS files need https:// endpoints (e.g. PGREPL_ETCD_ENDPOINTS=https://etcd1:2379), or unset PGREPL_ETCD_CACERT' },
+  { name: 'etcd user without a password', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root' }, message: 'PGREPL_ETCD_USER is set without PGREPL_ETCD_PASSWORD: etcd authentication needs a user and a password; set PGREPL_ETCD_PASSWORD (or PGREPL_ETCD_PASSWORD_FILE) too, or unset PGREPL_ETCD_USER' },
+  { name: 'etcd password without a user', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_PASSWORD: ETCD_PASSWORD }, message: 'PGREPL_ETCD_PASSWORD is set without PGREPL_ETCD_USER: etcd authentication needs a user and a password; set PGREPL_ETCD_USER too, or unset PGREPL_ETCD_PASSWORD' },
+  { name: 'etcd password and password file', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_ETCD_PASSWORD_FILE: '/etc/hostname' }, message: 'PGREPL_ETCD_PASSWORD and PGREPL_ETCD_PASSWORD_FILE are both set: keep only one of them' },
+  { name: 'unreadable etcd password file', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD_FILE: '/run/secrets/etcd' }, message: 'PGREPL_ETCD_PASSWORD_FILE=/run/secrets/etcd cannot be read (ENOENT): mount the file there or unset PGREPL_ETCD_PASSWORD_FILE' },
+  { name: 'cluster name with a slash', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_CLUSTER: 'a/b' }, message: 'PGREPL_CLUSTER="a/b" is not valid: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (e.g. PGREPL_CLUSTER=orders)' },
+  { name: 'connect address without a port', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_CONNECT_ADDRESS: 'pg1' }, message: 'PGREPL_CONNECT_ADDRESS="pg1" is not valid: must be host:port ([v6]:port for IPv6) (e.g. PGREPL_CONNECT_ADDRESS=10.0.0.5:5432)' },
+  { name: 'API on the postgres port', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_API_LISTEN: `127.0.0.1:${FREE_PORT}` }, message: `PGREPL_API_LISTEN is on port ${FREE_PORT}, which is PGPORT, where postgres listens: give the API another port (e.g. PGREPL_API_LISTEN=0.0.0.0:8008)` },
+  { name: 'API connect address not a host', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_API_CONNECT_ADDRESS: 'pg 1:8008' }, message: 'PGREPL_API_CONNECT_ADDRESS="pg 1:8008" is not valid: must be a host name or IP address (e.g. PGREPL_API_CONNECT_ADDRESS=10.0.0.5:8008)' },
+  { name: 'TTL not a number', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_TTL: 'ten' }, message: 'PGREPL_TTL="ten" is not valid: must be a whole number of 1 or more (e.g. PGREPL_TTL=10)' },
+  { name: 'loop wait of zero', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_LOOP_WAIT: '0' }, message: 'PGREPL_LOOP_WAIT="0" is not valid: must be a whole number of 1 or more (e.g. PGREPL_LOOP_WAIT=2)' },
+  { name: 'retry timeout not whole seconds', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_RETRY_TIMEOUT: '1.5' }, message: 'PGREPL_RETRY_TIMEOUT="1.5" is not valid: must be a whole number of 1 or more (e.g. PGREPL_RETRY_TIMEOUT=3)' },
+  { name: 'TTL too short for loop wait and retry timeout', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_TTL: '8' }, message: 'PGREPL_TTL=8, PGREPL_LOOP_WAIT=2, PGREPL_RETRY_TIMEOUT=3: LOOP_WAIT + 2 × RETRY_TIMEOUT = 8 must be below TTL, or a leader may demote on one slow etcd call; raise PGREPL_TTL or lower the other two (defaults: 10, 2, 3)' },
+  { name: 'max lag on failover not a size', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_MAX_LAG_ON_FAILOVER: '1 megabyte' }, message: 'PGREPL_MAX_LAG_ON_FAILOVER="1 megabyte" is not valid: must be a number of bytes, or a size such as 512kB or 16MB (units kB, MB, GB, TB) (e.g. PGREPL_MAX_LAG_ON_FAILOVER=16MB)' },
+  { name: 'bad nofailover flag', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_NOFAILOVER: 'sometimes' }, message: 'PGREPL_NOFAILOVER="sometimes" is not valid: must be true or false (also 1/0, yes/no, on/off) (e.g. PGREPL_NOFAILOVER=on)' },
+  // A valid HA configuration: refused until the agent is wired in, rather than run as a plain node (PGDATA not even created).
+  { name: 'HA mode, not available yet', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_CLUSTER: 'orders' }, message: HA_NOT_YET },
+  { name: 'HA mode, not available yet: a STANDBY (no upstream needed)', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: '127.0.0.1' }, message: HA_NOT_YET },
+  {
+    name: 'HA mode, not available yet: a primary\'s cluster in PGDATA', port: FREE_PORT, exit: 1, env: HA, message: HA_NOT_YET,
+    setup: (d) => {
+      fakeCluster(join(d, 'cluster'), '15');
+      return join(d, 'cluster');
+    },
+  },
   // Operator commands, with a PGPORT where nothing listens: usage errors exit 64.
   { name: 'health --max-lag not a number', port: FREE_PORT, exit: 64, command: ['health', '--max-lag', 'x'], message: '--max-lag must be a number of bytes, e.g. --max-lag 16777216; usage: pgrepl health [--primary|--standby] [--max-lag BYTES]' },
   { name: 'health --max-lag without a value', port: FREE_PORT, exit: 64, command: ['health', '--max-lag'], message: '--max-lag needs a value; usage: pgrepl health [--primary|--standby] [--max-lag BYTES]' },
@@ -191,6 +231,7 @@ describe('bad input through the bundle', () => {
       else if (typeof c.message === 'string') expect(fatal[0]!.msg).toBe(c.message);
       else expect(fatal[0]!.msg).toMatch(c.message);
       expect(snapshot(caseDir)).toEqual(before);
+      for (const secret of SECRETS) expect(res.stderr).not.toContain(secret);
     });
   });
 });

@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GESTALT_DATABASES, loadConfig } from '../../src/config/env.js';
+import { HA_TIMING_DEFAULTS } from '../../src/ha/timing.js';
 import { replicationPassword } from '../../src/config/token.js';
 import { sanitiseNodeName } from '../../src/config/validators.js';
 import { UserError } from '../../src/errors.js';
@@ -117,8 +118,157 @@ describe('inputs', () => {
   });
 });
 
+/** HA mode's files: TLS certificates and a password file (contents never read by the configuration, only checked). */
+const HA_FILES = mkdtempSync(join(tmpdir(), 'cfg-ha-'));
+const CA = join(HA_FILES, 'ca.crt');
+const CERT = join(HA_FILES, 'client.crt');
+const KEY = join(HA_FILES, 'client.key');
+const ETCD_PASSWORD = 'etcd-pw-VISIBLE';
+const ETCD_PASSWORD_FILE = join(HA_FILES, 'etcd-password');
+for (const f of [CA, CERT, KEY]) writeFileSync(f, '-----BEGIN CERTIFICATE-----\n');
+writeFileSync(ETCD_PASSWORD_FILE, `${ETCD_PASSWORD}\n`);
+mkdirSync(join(HA_FILES, 'dir'));
+
+const HA = { PGREPL_ETCD_ENDPOINTS: 'http://etcd1:2379' };
+const HA_TLS = { PGREPL_ETCD_ENDPOINTS: 'https://etcd1:2379' };
+
+describe('HA mode', () => {
+  it('is off without PGREPL_ETCD_ENDPOINTS, or with it empty', () => {
+    expect(load({}).ha).toBeUndefined();
+    expect(load({ PGREPL_ETCD_ENDPOINTS: '' }).ha).toBeUndefined();
+  });
+  it('has safe defaults: cluster pgrepl, this host at PGPORT, the API on 8008, the timing of ha/timing.ts, 1 MiB', () => {
+    expect(load(HA).ha).toEqual({
+      etcd: { endpoints: ['http://etcd1:2379'] },
+      cluster: 'pgrepl',
+      keyPrefix: '/pgrepl/pgrepl/',
+      connectAddress: { host: 'My-Host.example', port: 5432 },
+      apiListen: { host: '0.0.0.0', port: 8008 },
+      apiConnectAddress: { host: 'My-Host.example', port: 8008 },
+      timing: HA_TIMING_DEFAULTS,
+      maxLagOnFailover: 1048576,
+      nofailover: false,
+      roleHint: undefined,
+    });
+    const ha = load({ ...HA, PGPORT: '6543', PGREPL_API_LISTEN: '127.0.0.1:9008' }).ha!;
+    expect([ha.connectAddress, ha.apiListen, ha.apiConnectAddress]).toEqual([
+      { host: 'My-Host.example', port: 6543 }, { host: '127.0.0.1', port: 9008 }, { host: 'My-Host.example', port: 9008 },
+    ]);
+  });
+  it('normalises the endpoints: lower-case scheme, no trailing slash, IPv6 in brackets, no duplicates', () => {
+    expect(load({ PGREPL_ETCD_ENDPOINTS: ' HTTPS://etcd1:2379/, https://[::1]:2379,https://etcd1:2379' }).ha!.etcd.endpoints).toEqual([
+      'https://etcd1:2379', 'https://[::1]:2379',
+    ]);
+  });
+  it('reads every HA variable', () => {
+    const ha = load({
+      ...HA_TLS, PGREPL_ETCD_CACERT: CA, PGREPL_ETCD_CERT: CERT, PGREPL_ETCD_KEY: `${KEY}/`,
+      PGREPL_ETCD_USER: 'pgrepl', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_CLUSTER: 'orders-eu.1',
+      PGREPL_CONNECT_ADDRESS: '10.0.0.5:5433', PGREPL_API_LISTEN: '[::]:8010', PGREPL_API_CONNECT_ADDRESS: 'pg1.example:18010',
+      PGREPL_TTL: '6', PGREPL_LOOP_WAIT: '1', PGREPL_RETRY_TIMEOUT: '2', PGREPL_MAX_LAG_ON_FAILOVER: '16MB', PGREPL_NOFAILOVER: 'on',
+    }).ha!;
+    expect(ha.etcd.caCert).toBe(CA);
+    expect(ha.etcd.clientCert).toEqual({ cert: CERT, key: KEY });
+    expect(ha.etcd.auth?.user).toBe('pgrepl');
+    expect(ha.etcd.auth?.password.reveal()).toBe(ETCD_PASSWORD);
+    expect([ha.cluster, ha.keyPrefix]).toEqual(['orders-eu.1', '/pgrepl/orders-eu.1/']);
+    expect([ha.connectAddress, ha.apiListen, ha.apiConnectAddress]).toEqual([
+      { host: '10.0.0.5', port: 5433 }, { host: '::', port: 8010 }, { host: 'pg1.example', port: 18010 },
+    ]);
+    expect(ha.timing).toEqual({ ttl: 6, loopWait: 1, retryTimeout: 2 });
+    expect([ha.maxLagOnFailover, ha.nofailover]).toEqual([16 * 1024 * 1024, true]);
+  });
+  it('reads sizes as bytes, units as powers of 1024', () => {
+    const lag = (v: string) => load({ ...HA, PGREPL_MAX_LAG_ON_FAILOVER: v }).ha!.maxLagOnFailover;
+    expect([lag('0'), lag('1048576'), lag('512kB'), lag('1 mb'), lag('2GB'), lag('1TB')]).toEqual([0, 1048576, 524288, 1048576, 2 * 1024 ** 3, 1024 ** 4]);
+  });
+  it('reads the etcd password from PGREPL_ETCD_PASSWORD_FILE', () => {
+    const ha = load({ ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD_FILE: ETCD_PASSWORD_FILE }).ha!;
+    expect(ha.etcd.auth?.password.reveal()).toBe(ETCD_PASSWORD);
+  });
+  it('takes PGREPL_ROLE as a bootstrap hint only: STANDBY needs no upstream', () => {
+    const cfg = load({ ...HA, PGREPL_ROLE: 'standby' });
+    expect([cfg.role, cfg.ha!.roleHint, cfg.upstream]).toEqual(['STANDBY', 'STANDBY', undefined]);
+    expect(load({ ...HA, PGREPL_ROLE: 'PRIMARY' }).ha!.roleHint).toBe('PRIMARY');
+  });
+  it('ignores PGREPL_MASTER_IP, PGREPL_MASTER_PORT and PGREPL_PEERS with one warning each', () => {
+    const cfg = load({ ...HA, PGREPL_MASTER_IP: 'pg1', PGREPL_MASTER_PORT: '5433', PGREPL_PEERS: 'pg1,pg2', POSTGRES_PORT_5432_TCP_ADDR: '172.17.0.2' });
+    expect([cfg.upstream, cfg.peers]).toEqual([undefined, []]);
+    expect(cfg.warnings.filter((w) => / is ignored in HA mode /.test(w))).toEqual([
+      'PGREPL_MASTER_IP is ignored in HA mode (PGREPL_ETCD_ENDPOINTS): etcd decides which node leads, and every standby follows the leader; unset PGREPL_MASTER_IP',
+      'PGREPL_MASTER_PORT is ignored in HA mode (PGREPL_ETCD_ENDPOINTS): etcd decides which node leads, and every standby follows the leader; unset PGREPL_MASTER_PORT',
+      "PGREPL_PEERS is ignored in HA mode (PGREPL_ETCD_ENDPOINTS): the leader key in etcd decides which node may be writable, instead of asking peers; unset PGREPL_PEERS",
+    ]);
+    expect(load(HA).warnings.join(' ')).not.toMatch(/ignored/);
+  });
+  it('needs no host name when both connect addresses are given', () => {
+    const env = { ...HA, PGREPL_CONNECT_ADDRESS: '10.0.0.5:5432', PGREPL_API_CONNECT_ADDRESS: '10.0.0.5:8008' };
+    expect(loadConfig(env, 'bad host!').ha!.connectAddress).toEqual({ host: '10.0.0.5', port: 5432 });
+    expect(() => loadConfig(HA, 'bad host!')).toThrow(
+      'this machine\'s host name "bad host!" cannot be used to reach this node: set PGREPL_CONNECT_ADDRESS and PGREPL_API_CONNECT_ADDRESS (e.g. PGREPL_CONNECT_ADDRESS=10.0.0.5:5432 PGREPL_API_CONNECT_ADDRESS=10.0.0.5:8008)',
+    );
+  });
+  it('never shows the etcd password: not through JSON, not in any message', () => {
+    const cfg = load({ ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD });
+    expect(JSON.stringify(cfg) + String(cfg.ha!.etcd.auth!.password)).not.toContain('VISIBLE');
+    for (const [env] of BAD.filter(([e]) => Object.values(e).includes(ETCD_PASSWORD) || Object.values(e).some((v) => v.includes('@')))) {
+      expect(errorOf(env)).not.toContain('VISIBLE');
+    }
+  });
+});
+
+/** Variables that mean something only in HA mode: each is an error without PGREPL_ETCD_ENDPOINTS. */
+const HA_ONLY: Record<string, string> = {
+  PGREPL_ETCD_CACERT: CA, PGREPL_ETCD_CERT: CERT, PGREPL_ETCD_KEY: KEY, PGREPL_ETCD_USER: 'root',
+  PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_ETCD_PASSWORD_FILE: ETCD_PASSWORD_FILE, PGREPL_CLUSTER: 'orders',
+  PGREPL_CONNECT_ADDRESS: '10.0.0.5:5432', PGREPL_API_LISTEN: '0.0.0.0:8008', PGREPL_API_CONNECT_ADDRESS: '10.0.0.5:8008',
+  PGREPL_TTL: '10', PGREPL_LOOP_WAIT: '2', PGREPL_RETRY_TIMEOUT: '3', PGREPL_MAX_LAG_ON_FAILOVER: '1MB', PGREPL_NOFAILOVER: 'on',
+};
+const needsEndpoints = (name: string) =>
+  `${name} is set but is an HA mode setting, and HA mode needs PGREPL_ETCD_ENDPOINTS: set PGREPL_ETCD_ENDPOINTS (e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379) or unset ${name}`;
+const ENDPOINTS_EXAMPLE = '(e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379,http://etcd2:2379,http://etcd3:2379)';
+
 /** Each bad input: the exact one-line message, naming the variable, the problem and an example. */
 const BAD: [Record<string, string>, string][] = [
+  ...Object.entries(HA_ONLY).map(([name, value]): [Record<string, string>, string] => [{ [name]: value }, needsEndpoints(name)]),
+  [{ PGREPL_ETCD_ENDPOINTS: 'etcd1:2379' }, `PGREPL_ETCD_ENDPOINTS="etcd1:2379" is not valid: has "etcd1:2379", which is not an http:// or https:// URL with a host and a port ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd1' }, `PGREPL_ETCD_ENDPOINTS="http://etcd1" is not valid: has "http://etcd1", which is not an http:// or https:// URL with a host and a port ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'ftp://etcd1:2379' }, `PGREPL_ETCD_ENDPOINTS="ftp://etcd1:2379" is not valid: has "ftp://etcd1:2379", which is not an http:// or https:// URL with a host and a port ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd1:2379/v3' }, `PGREPL_ETCD_ENDPOINTS="http://etcd1:2379/v3" is not valid: has "http://etcd1:2379/v3", which is not an http:// or https:// URL with a host and a port ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd1:2379,' }, `PGREPL_ETCD_ENDPOINTS="http://etcd1:2379," is not valid: has an empty URL in the list ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd1:99999' }, `PGREPL_ETCD_ENDPOINTS="http://etcd1:99999" is not valid: has port "99999" out of range 1-65535 ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd_1!:2379' }, `PGREPL_ETCD_ENDPOINTS="http://etcd_1!:2379" is not valid: must be a host name or IP address ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: 'http://etcd1:2379,https://etcd2:2379' }, `PGREPL_ETCD_ENDPOINTS="http://etcd1:2379,https://etcd2:2379" is not valid: mixes http:// and https:// URLs: use one scheme for every member ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: `http://root:${ETCD_PASSWORD}@etcd1:2379` }, `PGREPL_ETCD_ENDPOINTS is not valid: has user:password@ in a URL: give them in PGREPL_ETCD_USER and PGREPL_ETCD_PASSWORD ${ENDPOINTS_EXAMPLE}`],
+  [{ PGREPL_ETCD_ENDPOINTS: `root:${ETCD_PASSWORD}@etcd1:2379` }, `PGREPL_ETCD_ENDPOINTS is not valid: has user:password@ in a URL: give them in PGREPL_ETCD_USER and PGREPL_ETCD_PASSWORD ${ENDPOINTS_EXAMPLE}`],
+  [{ ...HA_TLS, PGREPL_ETCD_CACERT: 'ca.crt' }, 'PGREPL_ETCD_CACERT="ca.crt" is not valid: must be an absolute path (e.g. PGREPL_ETCD_CACERT=/etc/pgrepl/etcd/ca.crt)'],
+  [{ ...HA_TLS, PGREPL_ETCD_CACERT: '/nonexistent/ca.crt' }, 'PGREPL_ETCD_CACERT="/nonexistent/ca.crt" is not valid: cannot be read (ENOENT); mount the file there (e.g. PGREPL_ETCD_CACERT=/etc/pgrepl/etcd/ca.crt)'],
+  [{ ...HA_TLS, PGREPL_ETCD_CERT: join(HA_FILES, 'dir'), PGREPL_ETCD_KEY: KEY }, `PGREPL_ETCD_CERT="${join(HA_FILES, 'dir')}" is not valid: is not a regular file; mount the file there (e.g. PGREPL_ETCD_CERT=/etc/pgrepl/etcd/client.crt)`],
+  [{ ...HA_TLS, PGREPL_ETCD_KEY: '/nonexistent/client.key', PGREPL_ETCD_CERT: CERT }, 'PGREPL_ETCD_KEY="/nonexistent/client.key" is not valid: cannot be read (ENOENT); mount the file there (e.g. PGREPL_ETCD_KEY=/etc/pgrepl/etcd/client.key)'],
+  [{ ...HA_TLS, PGREPL_ETCD_CERT: CERT }, 'PGREPL_ETCD_CERT is set without PGREPL_ETCD_KEY: a client certificate and its key go together; set PGREPL_ETCD_KEY too, or unset PGREPL_ETCD_CERT'],
+  [{ ...HA_TLS, PGREPL_ETCD_KEY: KEY }, 'PGREPL_ETCD_KEY is set without PGREPL_ETCD_CERT: a client certificate and its key go together; set PGREPL_ETCD_CERT too, or unset PGREPL_ETCD_KEY'],
+  [{ ...HA, PGREPL_ETCD_CACERT: CA }, 'PGREPL_ETCD_CACERT is set but PGREPL_ETCD_ENDPOINTS are http:// URLs: TLS files need https:// endpoints (e.g. PGREPL_ETCD_ENDPOINTS=https://etcd1:2379), or unset PGREPL_ETCD_CACERT'],
+  [{ ...HA, PGREPL_ETCD_USER: 'root' }, 'PGREPL_ETCD_USER is set without PGREPL_ETCD_PASSWORD: etcd authentication needs a user and a password; set PGREPL_ETCD_PASSWORD (or PGREPL_ETCD_PASSWORD_FILE) too, or unset PGREPL_ETCD_USER'],
+  [{ ...HA, PGREPL_ETCD_PASSWORD: ETCD_PASSWORD }, 'PGREPL_ETCD_PASSWORD is set without PGREPL_ETCD_USER: etcd authentication needs a user and a password; set PGREPL_ETCD_USER too, or unset PGREPL_ETCD_PASSWORD'],
+  [{ ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_ETCD_PASSWORD_FILE: ETCD_PASSWORD_FILE }, 'PGREPL_ETCD_PASSWORD and PGREPL_ETCD_PASSWORD_FILE are both set: keep only one of them'],
+  [{ ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD_FILE: '/run/secrets/etcd' }, 'PGREPL_ETCD_PASSWORD_FILE=/run/secrets/etcd cannot be read (ENOENT): mount the file there or unset PGREPL_ETCD_PASSWORD_FILE'],
+  [{ ...HA, PGREPL_ETCD_USER: 'ro\not', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD }, 'PGREPL_ETCD_USER="ro\\not" is not valid: must not contain control characters (e.g. PGREPL_ETCD_USER=pgrepl)'],
+  [{ ...HA, PGREPL_CLUSTER: 'a/b' }, 'PGREPL_CLUSTER="a/b" is not valid: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (e.g. PGREPL_CLUSTER=orders)'],
+  [{ ...HA, PGREPL_CLUSTER: '..' }, 'PGREPL_CLUSTER=".." is not valid: must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit (e.g. PGREPL_CLUSTER=orders)'],
+  [{ ...HA, PGREPL_CONNECT_ADDRESS: 'pg1' }, 'PGREPL_CONNECT_ADDRESS="pg1" is not valid: must be host:port ([v6]:port for IPv6) (e.g. PGREPL_CONNECT_ADDRESS=10.0.0.5:5432)'],
+  [{ ...HA, PGREPL_CONNECT_ADDRESS: 'pg1:0' }, 'PGREPL_CONNECT_ADDRESS="pg1:0" is not valid: has port "0" out of range 1-65535 (e.g. PGREPL_CONNECT_ADDRESS=10.0.0.5:5432)'],
+  [{ ...HA, PGREPL_API_LISTEN: ':8008' }, 'PGREPL_API_LISTEN=":8008" is not valid: must be host:port ([v6]:port for IPv6) (e.g. PGREPL_API_LISTEN=0.0.0.0:8008)'],
+  [{ ...HA, PGREPL_API_LISTEN: '127.0.0.1:5432' }, 'PGREPL_API_LISTEN is on port 5432, which is PGPORT, where postgres listens: give the API another port (e.g. PGREPL_API_LISTEN=0.0.0.0:8008)'],
+  [{ ...HA, PGPORT: '8008' }, 'PGREPL_API_LISTEN is on port 8008, which is PGPORT, where postgres listens: give the API another port (e.g. PGREPL_API_LISTEN=0.0.0.0:8009)'],
+  [{ ...HA, PGREPL_API_CONNECT_ADDRESS: 'pg 1:8008' }, 'PGREPL_API_CONNECT_ADDRESS="pg 1:8008" is not valid: must be a host name or IP address (e.g. PGREPL_API_CONNECT_ADDRESS=10.0.0.5:8008)'],
+  [{ ...HA, PGREPL_TTL: 'ten' }, 'PGREPL_TTL="ten" is not valid: must be a whole number of 1 or more (e.g. PGREPL_TTL=10)'],
+  [{ ...HA, PGREPL_LOOP_WAIT: '0' }, 'PGREPL_LOOP_WAIT="0" is not valid: must be a whole number of 1 or more (e.g. PGREPL_LOOP_WAIT=2)'],
+  [{ ...HA, PGREPL_RETRY_TIMEOUT: '1.5' }, 'PGREPL_RETRY_TIMEOUT="1.5" is not valid: must be a whole number of 1 or more (e.g. PGREPL_RETRY_TIMEOUT=3)'],
+  [{ ...HA, PGREPL_TTL: '8' }, 'PGREPL_TTL=8, PGREPL_LOOP_WAIT=2, PGREPL_RETRY_TIMEOUT=3: LOOP_WAIT + 2 × RETRY_TIMEOUT = 8 must be below TTL, or a leader may demote on one slow etcd call; raise PGREPL_TTL or lower the other two (defaults: 10, 2, 3)'],
+  [{ ...HA, PGREPL_LOOP_WAIT: '5' }, 'PGREPL_TTL=10, PGREPL_LOOP_WAIT=5, PGREPL_RETRY_TIMEOUT=3: LOOP_WAIT + 2 × RETRY_TIMEOUT = 11 must be below TTL, or a leader may demote on one slow etcd call; raise PGREPL_TTL or lower the other two (defaults: 10, 2, 3)'],
+  [{ ...HA, PGREPL_MAX_LAG_ON_FAILOVER: '1 megabyte' }, 'PGREPL_MAX_LAG_ON_FAILOVER="1 megabyte" is not valid: must be a number of bytes, or a size such as 512kB or 16MB (units kB, MB, GB, TB) (e.g. PGREPL_MAX_LAG_ON_FAILOVER=16MB)'],
+  [{ ...HA, PGREPL_MAX_LAG_ON_FAILOVER: '-1' }, 'PGREPL_MAX_LAG_ON_FAILOVER="-1" is not valid: must be a number of bytes, or a size such as 512kB or 16MB (units kB, MB, GB, TB) (e.g. PGREPL_MAX_LAG_ON_FAILOVER=16MB)'],
+  [{ ...HA, PGREPL_NOFAILOVER: 'sometimes' }, 'PGREPL_NOFAILOVER="sometimes" is not valid: must be true or false (also 1/0, yes/no, on/off) (e.g. PGREPL_NOFAILOVER=on)'],
   [{ PGREPL_ROLE: 'leader' }, 'PGREPL_ROLE="leader" is not valid: must be PRIMARY or STANDBY (e.g. PGREPL_ROLE=STANDBY)'],
   [{ PGREPL_ROLE: 'STANDBY' }, 'PGREPL_ROLE=STANDBY needs an upstream: set PGREPL_MASTER_IP (and PGREPL_MASTER_PORT, default 5432), or run with --link UPSTREAM:postgres'],
   [{ PGREPL_MASTER_PORT: '70000' }, 'PGREPL_MASTER_PORT="70000" is not valid: must be a TCP port from 1 to 65535 (e.g. PGREPL_MASTER_PORT=5432)'],
@@ -157,6 +307,10 @@ describe('bad inputs', () => {
       expect(errorOf(env)).toBe(message);
     });
   }
+  it('reports several HA variables set without PGREPL_ETCD_ENDPOINTS one line each, before reading any file', () => {
+    const lines = errorOf({ PGREPL_CLUSTER: 'x/y', PGREPL_ETCD_PASSWORD_FILE: '/nonexistent/pw' }).split('\n');
+    expect(lines).toEqual([needsEndpoints('PGREPL_CLUSTER'), needsEndpoints('PGREPL_ETCD_PASSWORD_FILE')]);
+  });
   it('reports several bad variables one line each', () => {
     const lines = errorOf({ PGPORT: 'x', PGREPL_ROLE: 'y' }).split('\n');
     expect(lines).toHaveLength(2);
