@@ -34,7 +34,7 @@ import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from 
 import { startTempServer, stopTempServer } from './steps/temp-server.js';
 
 /** Variables postgres and its children have no business seeing. */
-const SECRET_ENV = ['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGPASSWORD'];
+const SECRET_ENV = ['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGPASSWORD', 'PGREPL_ETCD_PASSWORD'];
 
 export function postgresEnv(cfg: Config, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env, PGDATA: cfg.pgdata, PGPORT: String(cfg.port) };
