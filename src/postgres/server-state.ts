@@ -7,15 +7,15 @@ import type pg from 'pg';
 
 /** A standby's walreceiver: its status ('streaming', 'catchup', ...) and the server it is connected to. */
 export interface WalReceiver {
-  status: string;
   host: string | null;
   port: number | null;
+  status: string;
 }
 
 /** pg_stat_wal_receiver's row, or null when no walreceiver runs (a primary, or a standby not connected). */
 export async function walReceiver(c: pg.Client): Promise<WalReceiver | null> {
   const r = (await c.query('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
-  return r ? { status: r.status, host: r.sender_host, port: r.sender_port === null ? null : Number(r.sender_port) } : null;
+  return r ? { host: r.sender_host, port: r.sender_port === null ? null : Number(r.sender_port), status: r.status } : null;
 }
 
 /** One walsender: a standby (or a base backup) connected to this server. */
