@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { Secret } from '../config/secret.js';
 import { isEtcdError, type EtcdClient, type EtcdErrorKind } from '../etcd/index.js';
 import { RECOVERY_CONF } from '../layout.js';
+import { checkpointRecordEnd } from '../observe/checkpoint-end.js';
 import { observePgdata } from '../observe/pgdata.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
 import { converse } from '../postgres/replication.js';
@@ -84,26 +85,31 @@ const NOBODY_THERE = new Set(['ENOENT', 'ECONNREFUSED']);
 /**
  * This node's postgres: PGDATA as it is on disk, then (a cluster there) what the running server
  * says over the local socket. Down: running false, the timeline PGDATA's (its kind and system
- * identifier are in `pgdata`). Not set here: `slotOnLeader` (asked on the leader), `demoted` and
- * `synchronous.changedAt` (the agent's own memory), and `shutdownEnd`: pg_control holds where the
- * shutdown checkpoint record starts, not where it ends; reading its end from the WAL is still to do.
+ * identifier are in `pgdata`), and for a primary's cluster shut down cleanly, where its shutdown
+ * checkpoint ends. Not set here: `slotOnLeader` (asked on the leader), `demoted` and
+ * `synchronous.changedAt` (the agent's own memory).
  */
 export async function observeLocal(n: LocalNode): Promise<ObservedPostgres> {
   const pgdata = await observePgdata(n.pgdata);
-  const down: ObservedPostgres = {
-    pgdata, major: n.major, running: false, replication: [], synchronous: { standbys: [] },
-    ...(pgdata.kind === 'cluster' && { timeline: pgdata.timeline }),
-  };
   // No cluster here: whatever answers on this socket is not this PGDATA's server.
-  if (pgdata.kind !== 'cluster') return down;
+  if (pgdata.kind !== 'cluster') return { pgdata, major: n.major, running: false, replication: [], synchronous: { standbys: [] } };
+  const down: ObservedPostgres = { pgdata, major: n.major, running: false, timeline: pgdata.timeline, replication: [], synchronous: { standbys: [] } };
   const config = { host: n.socketDir, port: n.port, user: n.user, password: n.password?.reveal(), database: 'postgres', application_name: 'pgrepl' };
   try {
     return await converse(config, { connectMs: n.timeoutMs, queryMs: n.timeoutMs }, (c) => running(c, n, down));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== undefined && NOBODY_THERE.has(code)) return down;
+    if (code !== undefined && NOBODY_THERE.has(code)) return withShutdownEnd(down, n.pgdata);
     return { ...down, running: true, notAnswering: (err as Error).message };
   }
+}
+
+/** A primary's cluster that was stopped cleanly: where its shutdown checkpoint ends (a standby that received it has everything). */
+async function withShutdownEnd(down: ObservedPostgres, pgdata: string): Promise<ObservedPostgres> {
+  const c = down.pgdata.kind === 'cluster' ? down.pgdata : undefined;
+  if (!c || c.standby || c.state !== 'shut down' || c.swapPending) return down;
+  const end = await checkpointRecordEnd(pgdata, c.timeline);
+  return end === undefined ? down : { ...down, shutdownEnd: end };
 }
 
 async function running(c: pg.Client, n: LocalNode, down: ObservedPostgres): Promise<ObservedPostgres> {

@@ -1,6 +1,7 @@
-/** The pure parts of src/ha/observe.ts: reading primary_conninfo and synchronous_standby_names. */
+/** The pure parts of the HA observation: primary_conninfo, synchronous_standby_names, a WAL record's end. */
 import { describe, expect, it } from 'vitest';
 import { conninfoAddress, requiredStandbys } from '../../src/ha/observe.js';
+import { recordEnd } from '../../src/observe/checkpoint-end.js';
 
 describe('conninfoAddress: host:port of primary_conninfo, nothing else', () => {
   it("reads what pgrepl writes (quoted values), and libpq's plain form", () => {
@@ -31,5 +32,21 @@ describe('requiredStandbys: who synchronous_standby_names makes acknowledge ever
     expect(requiredStandbys('ANY 1 (n2, n3)')).toEqual([]);
     expect(requiredStandbys('n2, n3')).toEqual([]);
     expect(requiredStandbys('')).toEqual([]);
+  });
+});
+
+describe('recordEnd: where a WAL record ends (the shutdown checkpoint a standby must have received)', () => {
+  const SEG = 16n * 1024n * 1024n;
+  it('within a page: start + MAXALIGN(length)', () => {
+    expect(recordEnd(0x3000028n, 114, SEG)).toBe(0x30000a0n);
+  });
+  it('ending exactly at a page boundary: the boundary, not past the next header', () => {
+    expect(recordEnd(8192n - 120n, 114, SEG)).toBe(8192n);
+  });
+  it('crossing a page: skips the short page header (24 bytes)', () => {
+    expect(recordEnd(8192n - 16n, 114, SEG)).toBe(8192n + 24n + 104n);
+  });
+  it("crossing into the next segment: skips its first page's long header (40 bytes)", () => {
+    expect(recordEnd(SEG - 16n, 114, SEG)).toBe(SEG + 40n + 104n);
   });
 });
