@@ -10,6 +10,7 @@ import { readControlData } from '../observe/control-file.js';
 import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
 import { upstreamWalPosition } from '../postgres/replication.js';
+import { walReceiver, walSenders } from '../postgres/server-state.js';
 import { readNodeState } from '../state/node-state.js';
 import { temporarySlotName } from '../steps/clone.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
@@ -102,8 +103,7 @@ export async function readStatus(c: pg.Client): Promise<NodeStatus> {
   let upstream: NodeStatus['upstream'] = null;
   let lag: NodeStatus['lag'] = null;
   if (standby) {
-    const wr = (await c.query('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
-    upstream = wr ? { host: wr.sender_host, port: wr.sender_port, status: wr.status } : { host: null, port: null, status: 'not connected' };
+    upstream = (await walReceiver(c)) ?? { host: null, port: null, status: 'not connected' };
     const l = (
       await c.query(`SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8 AS bytes,
         CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
@@ -112,19 +112,13 @@ export async function readStatus(c: pg.Client): Promise<NodeStatus> {
     lag = { bytes: Math.max(0, Number(l.bytes)), seconds: Math.max(0, Number(l.seconds)) };
   }
   const position = standby ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
-  const senders = (
-    await c.query(`SELECT application_name, host(client_addr) AS addr, state, sync_state,
-      pg_wal_lsn_diff(${position}, replay_lsn)::float8 AS lag_bytes, extract(epoch FROM replay_lag)::float8 AS lag_seconds
-      FROM pg_stat_replication ORDER BY application_name, state`)
-  ).rows;
+  const senders = await walSenders(c, standby);
   // A node that clones has a base backup running: its rows (the backup, pg_basebackup's WAL
   // stream, the connection that made its slot) are one copy in the making, not a standby.
-  const cloning = new Set(senders.filter((r) => r.state === 'backup').map((r) => r.application_name));
-  const standbys = senders.map((r) => ({
-    name: r.application_name, address: r.addr, state: cloning.has(r.application_name) ? 'cloning' : r.state, sync: r.sync_state,
-    ...(cloning.has(r.application_name) ? { walsender: r.state } : {}),
-    replayLagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
-    replayLagSeconds: r.lag_seconds === null ? null : Number(r.lag_seconds),
+  const cloning = new Set(senders.filter((r) => r.state === 'backup').map((r) => r.name));
+  const standbys = senders.map(({ flushLsn: _, ...r }) => ({
+    ...r, state: cloning.has(r.name) ? 'cloning' : r.state,
+    ...(cloning.has(r.name) ? { walsender: r.state } : {}),
   }));
   const walStatus = (await c.query("SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_replication_slots'::regclass AND attname = 'wal_status'")).rowCount
     ? 'wal_status' : 'NULL::text';

@@ -41,7 +41,7 @@ const seconds = (ms: number) => `${ms / 1000} s`;
  * pending connect or query throws. Closing is bounded too (a stalled server never acknowledges
  * the goodbye).
  */
-async function converse<T>(config: pg.ClientConfig, p: Patience, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+export async function converse<T>(config: pg.ClientConfig, p: Patience, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const { Client } = await loadPg();
   const socket = new Socket();
   const client = new Client({ ...config, stream: () => socket, statement_timeout: p.queryMs });
