@@ -16,6 +16,7 @@ import { createPhysicalSlot, withReplicationClient } from '../postgres/replicati
 import { readNodeState, updateNodeState } from '../state/node-state.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import { dropOldSlot } from '../steps/slot.js';
+import { refuseInHaMode } from './ha.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
 
 const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
@@ -36,6 +37,7 @@ export const follow: Command = {
       throw new UserError(`"${a.positional[0]}" ${(err as Error).message}`, EXIT_USAGE);
     }
     const cfg = nodeConfig();
+    refuseInHaMode(cfg.ha, 'follow');
     if (!cfg.upstream) throw new UserError('this node is not configured as a standby (PGREPL_ROLE=STANDBY with an upstream): nothing to re-point');
     becomePostgres(); // it rewrites files in PGDATA, which belong to postgres
 

@@ -1,5 +1,6 @@
 /** `pgrepl promote [--json]`: promote this standby, return once it accepts writes, print the timeline. */
 import { currentTimeline, inRecovery, promote as promoteServer } from '../postgres/promote.js';
+import { refuseInHaMode } from './ha.js';
 import { becomePostgres, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
 
 const USAGE = 'pgrepl promote [--json]';
@@ -10,6 +11,7 @@ export const promote: Command = {
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, USAGE);
     const cfg = nodeConfig();
+    refuseInHaMode(cfg.ha, 'promote');
     becomePostgres(); // pg_ctl promote (before 12) runs as the server's user
     const result = await withNode(cfg, async (c) => {
       if (!(await inRecovery(c))) return { promoted: false, timeline: await currentTimeline(c) };
