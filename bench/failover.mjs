@@ -68,7 +68,17 @@ function options(argv) {
   return o;
 }
 
-const opts = options(process.argv.slice(2));
+/** Bad input or a missing prerequisite: one line saying what to do, no stack. */
+function refuse(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    process.stderr.write(`bench/failover.mjs: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+
+const opts = refuse(() => options(process.argv.slice(2)));
 const OUT = resolve(process.env.BENCH_OUT || join(BENCH_DIR, 'RESULTS-failover.md'));
 const PG_BIN = process.env.BENCH_PG_BIN ? resolve(process.env.BENCH_PG_BIN) : existsSync('/usr/lib/postgresql/15/bin/postgres') ? '/usr/lib/postgresql/15/bin' : findPgBin();
 const WRITE_INTERVAL_MS = 5; // the writer's pause between acknowledged INSERTs: <= 200 writes/s, time resolution 5 ms
@@ -77,10 +87,19 @@ const FIRST_WRITE_TIMEOUT = 180_000;
 const started = Date.now();
 const outOfTime = () => Date.now() - started > opts.maxMinutes * 60_000;
 
-if (process.getuid?.() !== 0) throw new Error('run as root: Patroni is started as the postgres user, the bundle drops to it itself');
-const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-const etcdInfo = findEtcd(); // says what to install when it is missing
+refuse(() => {
+  if (process.getuid?.() !== 0) throw new Error('run as root: Patroni is started as the postgres user, the bundle drops to it itself');
+});
+const postgresId = (flag) => refuse(() => {
+  try {
+    return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  } catch {
+    throw new Error('no postgres user: install PostgreSQL (Debian: apt-get install -y postgresql-15), whose package creates it');
+  }
+});
+const uid = postgresId('-u');
+const gid = postgresId('-g');
+const etcdInfo = refuse(findEtcd); // says what to install when it is missing
 
 // ---------------------------------------------------------------- the scenario code (every system)
 
@@ -274,7 +293,7 @@ ${sideBySide.join('\n') || '| - | - | - | - |'}
 
 - Machine: ${machine.cpus} CPU(s), ${machine.model}${machine.mhz ? ` (${Math.round(Number(machine.mhz))} MHz)` : ''}; ${machine.memGiB} GiB memory; ${machine.kernel}; ${machine.os}
 - PostgreSQL: ${pgVersion} (${PG_BIN}); etcd ${etcdVersion}: 3 members, client ports 2401, 2403, 2405, data in a scratch directory
-- Patroni: ${patroni ? `${patroni.version} (${process.env.PATRONI_BIN || 'patroni on PATH'}), DCS etcd3, REST API on 127.0.0.1:5911-5913, postgres on 5901-5903; \`synchronous_mode: true\` except the async row; \`use_pg_rewind: true\` (so that the killed leader can rejoin; off by Patroni's default); everything else Patroni's defaults: ttl 30, loop_wait 10, retry_timeout 10 (the minimum-TTL row: ttl 20, loop_wait and retry_timeout unchanged, as in Patroni's own acceptance tests)` : skippedSystems.find((s) => s.id === 'patroni')?.why ?? 'not run'}
+- Patroni: ${patroni ? `${patroni.version} (${process.env.PATRONI_BIN || 'patroni on PATH'}), DCS etcd3, REST API on 127.0.0.1:5911-5913, postgres on 5901-5903; \`synchronous_mode: true\` except the async row; \`use_pg_rewind: true\` (so that the killed leader can rejoin; off by Patroni's default); everything else Patroni's defaults: ttl 30, loop_wait 10, retry_timeout 10 (the minimum-TTL row: ttl 20, its documented minimum, loop_wait 10 and retry_timeout 5, to keep its documented rule loop_wait + 2 x retry_timeout <= ttl, which 3.0.2 does not enforce)` : skippedSystems.find((s) => s.id === 'patroni')?.why ?? 'not run'}
 - pgrepl: ${pgreplSkip ? `${pgreplSkip.why}${pgreplSkip.detail ? ` (${pgreplSkip.detail})` : ''}; skipped, nothing measured. When the agent lands, the same scenarios start \`node dist/pgrepl.cjs postgres\` per node with SPEC §7's test contract (\`PGREPL_ETCD_ENDPOINTS\`, \`PGREPL_CLUSTER\`, \`PGREPL_NODE_NAME\`, \`PGREPL_CONNECT_ADDRESS\`, \`PGREPL_API_LISTEN\`, \`PGREPL_SYNC_STANDBYS=1\`), TTL 10 s (its default) and 6 s (tuned)` : `${rows.find((r) => r.system === 'pgrepl')?.version}, \`node dist/pgrepl.cjs postgres\` in HA mode, postgres on 5904-5906, agent API on 5914-5916, \`PGREPL_SYNC_STANDBYS=1\` except the async row`}
 - Clients: one writer (autocommit INSERTs of increasing ids, one at a time, ${WRITE_INTERVAL_MS} ms apart, reconnecting to whichever node answers \`GET /primary\` 200, polled every ~50 ms), and one probe per node writing to it directly every 50 ms
 - Each run: 2-5 s of writes (random, so the event falls at a random phase of the systems' loops), the event, the first write acknowledged elsewhere, 1 s more; then the old leader is started again (not after a switchover) and the cluster must be whole (one \`/primary\`, two streaming standbys, one synchronous in sync mode, the system's own view agreeing) before the next run
