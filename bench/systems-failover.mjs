@@ -239,6 +239,7 @@ function gitVersion() {
 
 async function startPgrepl({ dir, etcd, config, pgBin }) {
   const cluster = `bench-${config.id}-${Date.now()}`;
+  mkdirSync(dir, { recursive: true, mode: 0o755 }); // the postgres user traverses it to each PGDATA
   const password = secret();
   const token = secret();
   const nodes = [0, 1, 2].map((i) => {
