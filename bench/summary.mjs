@@ -27,6 +27,7 @@ const REPORTS = [
   ['RESULTS-image.md', 'Image size (`npm run bench:image`)'],
   ['RESULTS-load.md', 'Replication lag under pgbench load, failover consistency (`npm run bench:load`)'],
   ['RESULTS-durability.md', 'Acknowledged commits lost at failover, async vs sync (`npm run bench:durability`)'],
+  ['RESULTS-failover.md', 'Automatic failover, switchover, clean stop: pgrepl and Patroni on the same etcd (`npm run bench:failover`)'],
 ];
 
 export function summaries() {
