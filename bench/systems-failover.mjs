@@ -203,8 +203,11 @@ const PGREPL_PG_BASE = 5904; // postgres 5904-5906, agent API 5914-5916
 /**
  * pgrepl's HA agent (issue 11) through the bundle, as SPEC §7's test contract starts it. Until the
  * agent exists this system is unavailable and skipped: nothing is measured, nothing is made up.
- * The bundle counts as HA-capable when it knows PGREPL_ETCD_ENDPOINTS and PGREPL_API_LISTEN.
+ * The bundle counts as HA-capable once it no longer refuses HA mode (src/entrypoint.ts: the
+ * configuration is validated before the agent exists, and a node with PGREPL_ETCD_ENDPOINTS is
+ * refused in one line until then).
  */
+const HA_REFUSAL = 'is not available in this build yet';
 export function pgreplSystem({ pgBin }) {
   return {
     id: 'pgrepl',
@@ -212,8 +215,8 @@ export function pgreplSystem({ pgBin }) {
     available() {
       if (!existsSync(BUNDLE)) return { ok: false, why: `not available yet: ${BUNDLE} is missing (npm run build)` };
       const text = readFileSync(BUNDLE, 'utf8');
-      if (!text.includes('PGREPL_ETCD_ENDPOINTS') || !text.includes('PGREPL_API_LISTEN')) {
-        return { ok: false, why: 'not available yet: the HA agent is not built', detail: 'dist/pgrepl.cjs knows neither PGREPL_ETCD_ENDPOINTS nor PGREPL_API_LISTEN' };
+      if (!text.includes('PGREPL_ETCD_ENDPOINTS') || text.includes(HA_REFUSAL)) {
+        return { ok: false, why: 'not available yet: the HA agent is not built', detail: 'dist/pgrepl.cjs refuses HA mode (PGREPL_ETCD_ENDPOINTS)' };
       }
       if (process.getuid?.() !== 0) return { ok: false, why: 'run as root (the bundle drops to the postgres user, as in a container)' };
       return { ok: true, version: gitVersion() };
