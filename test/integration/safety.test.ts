@@ -18,43 +18,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInRecovery, standbyOf, waitFor, waitForRows } from '../support/cluster.js';
 import { PG_PATH, testEnv } from '../support/env.js';
-import { groupGone, stopAllNodes } from '../support/process-group.js';
+import { stopAllNodes } from '../support/process-group.js';
+import { RunningNodes } from '../support/running-nodes.js';
 import { query, removeScratch, runBundle, runCommand as cli, scratchDir, TestNode, type NodeOptions, type RunResult } from '../support/node.js';
 
 const TOKEN = 'safety-token';
 let dir: string;
-const nodes = new Map<number, TestNode>();
+const nodes = new RunningNodes();
 const pgdata = (port: number) => join(dir, `n${port}`);
 
 function opts(port: number, env: Record<string, string> = {}): NodeOptions {
   return { pgdata: pgdata(port), port, env: { PGREPL_TOKEN: TOKEN, ...env }, detached: true };
 }
 
-function spawnNode(port: number, env: Record<string, string> = {}): TestNode {
-  if (nodes.has(port)) throw new Error(`node ${port} is already running`);
-  const n = new TestNode(opts(port, env));
-  nodes.set(port, n);
-  return n;
-}
-
-async function start(port: number, env: Record<string, string> = {}): Promise<TestNode> {
-  const n = spawnNode(port, env);
-  await n.ready(180_000);
-  return n;
-}
-
-async function stop(port: number): Promise<RunResult> {
-  const res = await nodes.get(port)!.stop('SIGINT');
-  nodes.delete(port);
-  return res;
-}
-
-async function crash(port: number): Promise<void> {
-  const n = nodes.get(port)!;
-  await n.killGroup('SIGKILL');
-  nodes.delete(port);
-  await groupGone(n.pid);
-}
+const spawnNode = (port: number, env: Record<string, string> = {}) => nodes.spawn(opts(port, env));
+const start = (port: number, env: Record<string, string> = {}) => nodes.start(opts(port, env), 180_000);
+const stop = (port: number) => nodes.stop(port);
+const crash = (port: number) => nodes.crash(port);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rowOf = (n: TestNode | RunResult) => {
@@ -108,7 +88,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  const problems = await stopAllNodes(nodes, dir);
+  const problems = await stopAllNodes(nodes.byPort, dir);
   removeScratch(dir);
   if (problems.length) throw new Error(problems.join('\n'));
 });
@@ -184,7 +164,7 @@ describe('2, 3. a standby that must be rewound, stopped and killed while out of 
     expect(existsSync(join(pgdata(B), 'standby.signal'))).toBe(false); // taken out of standby mode
     n.child.kill('SIGTERM'); // docker stop: the signal goes to the entrypoint alone
     const res = await n.exited;
-    nodes.delete(B);
+    nodes.forget(B);
     expect(res.code).toBe(143);
     expect(res.stderr).toMatch(/stopped by SIGTERM before postgres started; the next start picks up where this one left off/);
     expect(res.stderr).not.toMatch(/moving this node's data aside|moved the old data aside|cloning the upstream/);
