@@ -270,8 +270,10 @@ async function startPgrepl({ dir, etcd, config, pgBin }) {
     nodes: nodes.map((n) => ({ name: n.name, pgPort: n.port, apiUrl: `http://${n.env.PGREPL_API_LISTEN}` })),
     password,
     kill: async (name) => {
-      byName(name).stopping = true;
-      await killGroup(byName(name));
+      const n = byName(name);
+      n.stopping = true;
+      await killGroup(n);
+      await groupsGone([n.child.pid]); // postgres too, before the same node is started on that PGDATA again
     },
     // The image's STOPSIGNAL: SIGINT (fast shutdown), as `docker stop` sends it.
     stop: async (name) => {
@@ -284,6 +286,17 @@ async function startPgrepl({ dir, etcd, config, pgBin }) {
     switchover: async (leader) => {
       const r = await cli(byName(leader), ['switchover'], 120_000);
       return { ok: r.code === 0, detail: `exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(-500)}` };
+    },
+    /** pgrepl's own view agrees (`/cluster`, what `pgrepl list --json` prints): three members up, one leader, a synchronous standby in sync mode. */
+    healthy: async () => {
+      for (const n of nodes) {
+        const r = await httpRequest('GET', `http://${n.env.PGREPL_API_LISTEN}/cluster`, undefined, 1000).catch(() => null);
+        if (r?.status !== 200) continue;
+        const c = JSON.parse(r.body);
+        return c.members?.length === 3 && c.members.every((m) => ['running', 'streaming'].includes(m.state)) &&
+          typeof c.leader === 'string' && (!config.sync || c.sync?.length > 0);
+      }
+      return false;
     },
     logTail: (name) => tail(byName(name).log),
     failed: () => nodes.filter((n) => n.child.exitCode !== null && !n.stopping).map((n) => `${n.name} exited ${n.child.exitCode}`).join(', '),

@@ -35,7 +35,10 @@ if (process.getuid?.() !== 0) {
 }
 
 const dir = makeScratchDir('pgrepl-demo-ha-');
-let etcd;
+/** Set once the clean-up began (Ctrl-C or the end): no node is started after it. */
+let cleaning;
+/** The etcd cluster, once asked for: a Ctrl-C while it starts still stops it (after its start settles). */
+let etcdStarting;
 const nodes = [];
 
 function defineHaNode(i, endpoints) {
@@ -61,6 +64,7 @@ function defineHaNode(i, endpoints) {
 
 /** Starts the node's bundle; its log (stderr) also goes to DIR/NAME.log. */
 function start(node) {
+  if (cleaning) throw new Error('stopping');
   startNode(node);
   node.child.stderr.pipe(createWriteStream(join(dir, `${node.name}.log`), { flags: 'a' }));
 }
@@ -106,9 +110,9 @@ async function pgrepl(node, args) {
 /** The decision lines of a node's log that contain `words` (the agent logs one sentence per decision). */
 const decisions = (node, words) => node.log.split('\n').filter((l) => words.some((w) => l.includes(w)));
 
-let cleaning;
 function cleanUp() {
   cleaning ??= (async () => {
+    const etcd = await etcdStarting?.catch(() => undefined);
     for (const n of nodes) n.killed = true;
     await Promise.all(nodes.map((n) => stopNode(n).catch(() => undefined)));
     await etcd?.stop();
@@ -127,7 +131,8 @@ process.once('SIGINT', () => {
 let failed = false;
 try {
   say(`etcd: 3 members on 127.0.0.1:${ETCD_BASE}-${ETCD_BASE + 5} (data under ${dir})`);
-  etcd = await startEtcd({ dir: join(dir, 'etcd'), basePort: ETCD_BASE });
+  etcdStarting = startEtcd({ dir: join(dir, 'etcd'), basePort: ETCD_BASE });
+  const etcd = await etcdStarting;
   for (let i = 0; i < 3; i++) nodes.push(defineHaNode(i, etcd.endpoints));
 
   say('pg1, pg2, pg3: three empty nodes started at once; etcd decides who initialises the cluster');
@@ -197,7 +202,7 @@ try {
   }
 } catch (err) {
   failed = true;
-  console.error(`demo failed: ${err.message}`);
+  if (!cleaning) console.error(`demo failed: ${err.message}`); // else: Ctrl-C, and the clean-up says so
 } finally {
   if (!keep || failed) {
     await cleanUp();
