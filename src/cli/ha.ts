@@ -5,12 +5,12 @@
  * asked. switchover and failover only write a request (the agents carry it out, decide.ts) and
  * then watch the keys and the new leader's API until it is done.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type HaConfig } from '../config/env.js';
 import { UserError } from '../errors.js';
-import { absent, EtcdClient, isEtcdError, modRevisionIs, type EtcdClientOptions } from '../etcd/index.js';
+import { absent, isEtcdError, modRevisionIs, type EtcdClient } from '../etcd/index.js';
+import { etcdClientFor } from '../ha/etcd-client.js';
 import { askMembers, httpGet } from '../ha/ask.js';
 import { describeProblems, encodePause, encodeSwitchover, haKeys, type DecodedKeys } from '../ha/keys.js';
 import { clusterView, listJson, listTable } from '../ha/list.js';
@@ -28,23 +28,6 @@ function haConfigFor(command: string): HaConfig {
   return ha;
 }
 
-/** The etcd client the nodes would use: TLS files read here (the client takes PEM contents), calls bounded by PGREPL_RETRY_TIMEOUT. */
-function etcdClient(ha: HaConfig): EtcdClient {
-  const { caCert, clientCert, auth, endpoints } = ha.etcd;
-  const options: EtcdClientOptions = {
-    endpoints,
-    timeoutMs: ha.timing.retryTimeout * 1000,
-    ...((caCert || clientCert) && {
-      tls: {
-        ...(caCert && { ca: readFileSync(caCert) }),
-        ...(clientCert && { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) }),
-      },
-    }),
-    ...(auth && { auth: { user: auth.user, password: auth.password.reveal() } }),
-  };
-  return new EtcdClient(options);
-}
-
 /** One line for etcd not answering (or refusing): where it was asked, and why. */
 function etcdFailed(ha: HaConfig, error: string): UserError {
   return new UserError(`etcd at PGREPL_ETCD_ENDPOINTS=${ha.etcd.endpoints.join(',')} did not answer: ${error}; check that etcd runs and this host reaches it`);
@@ -52,7 +35,7 @@ function etcdFailed(ha: HaConfig, error: string): UserError {
 
 /** Runs `fn` with a client, closing it after, and turns an etcd failure into one line. */
 async function withEtcd<T>(ha: HaConfig, fn: (etcd: EtcdClient) => Promise<T>): Promise<T> {
-  const etcd = etcdClient(ha);
+  const etcd = etcdClientFor(ha);
   try {
     return await fn(etcd);
   } catch (err) {
