@@ -91,14 +91,33 @@ async function until(what, fn, timeoutMs = 180_000) {
 
 const status = (node, path) => httpRequest('GET', `${node.apiUrl}${path}`, undefined, 1000).then((r) => r.status, () => 0);
 
-/** The leader once one node answers /primary and every other running node /replica: a whole cluster. */
-const whole = (running) => until('one primary, the others streaming from it', async () => {
+/**
+ * The leader, once the cluster is whole: one node answers /primary, every other one /replica, and
+ * etcd agrees (the leader's /cluster: every member streaming, a standby in `sync`). Until a
+ * standby is in `sync` no node may take over automatically without risking an acknowledged
+ * commit, so the demo does not kill the leader before.
+ */
+const whole = (running) => until('one primary, the others streaming from it, one of them in sync', async () => {
   const p = await primaries(running);
   if (p.length !== 1) return undefined;
-  const others = running.filter((n) => n.name !== p[0]);
+  const leader = running.find((n) => n.name === p[0]);
+  const others = running.filter((n) => n !== leader);
   const streaming = await Promise.all(others.map((n) => status(n, '/replica')));
-  return streaming.every((s) => s === 200) ? running.find((n) => n.name === p[0]) : undefined;
+  if (!streaming.every((s) => s === 200)) return undefined;
+  const view = JSON.parse((await httpRequest('GET', `${leader.apiUrl}/cluster`, undefined, 1000)).body);
+  const standbys = view.members.filter((m) => m.name !== leader.name);
+  return standbys.length === others.length && standbys.every((m) => m.state === 'streaming') && view.sync.length > 0 ? leader : undefined;
 });
+
+/** The first log line of each node that took one of these rows (the agent logs `row=NAME` with each decision). */
+function firstRows(rows) {
+  const lines = [];
+  for (const n of nodes) {
+    const line = n.log.split('\n').find((l) => rows.some((r) => l.includes(`row=${r}`)));
+    if (line) lines.push(`${n.name}: ${line.replace(/ row=.*$/, '').trim()}`);
+  }
+  return lines;
+}
 
 async function pgrepl(node, args) {
   const r = await cli(node, args, 30_000);
@@ -138,8 +157,8 @@ try {
   say('pg1, pg2, pg3: three empty nodes started at once; etcd decides who initialises the cluster');
   for (const n of nodes) start(n);
   let leader = await whole(nodes);
-  const initdbs = nodes.filter((n) => decisions(n, ['initdb and lead', 'initdb-and-lead', 'won the bootstrap race']).length > 0).map((n) => n.name);
-  console.log(`${leader.name} won the bootstrap race${initdbs.length ? ` (initdb ran on: ${initdbs.join(', ')})` : ''}; the other two cloned it and stream from it`);
+  for (const line of firstRows(['missing/empty × PRIMARY', 'clone'])) console.log(line);
+  console.log(`${leader.name} won the bootstrap race and ran initdb; the other two cloned it, stream from it, and one is synchronous`);
   await pgrepl(leader, ['list']);
 
   say(`a write on the leader (${leader.name}, found through GET /primary on the agents' APIs)`);
@@ -177,7 +196,7 @@ try {
     if (!newLeader) await sleep(1000);
   }
   console.log(`${newLeader.name} acknowledged a write ${elapsed()} after the kill`);
-  for (const line of decisions(newLeader, ['taking the lock', 'take-leader-key'])) console.log(indent(`${newLeader.name}: ${line.trim()}`));
+  for (const line of decisions(newLeader, ['row=failover'])) console.log(indent(`${newLeader.name}: ${line.replace(/ row=.*$/, '').trim()}`));
   const rows = await query(newLeader, 'SELECT note FROM demo ORDER BY id');
   console.log(`rows on ${newLeader.name}: ${rows.map((r) => r.note).join('; ')}`);
   await pgrepl(newLeader, ['list']);
@@ -187,7 +206,10 @@ try {
   old.killed = false;
   start(old);
   leader = await whole(nodes);
-  for (const line of decisions(old, ['rewind', 'following it', 'starting as its standby', 're-pointing'])) console.log(indent(`${old.name}: ${line.trim()}`));
+  for (const words of [['row=rejoin', 'row=follow'], ['rewinding with pg_rewind'], ['pg_rewind finished'], ['row=follow']]) {
+    const [line] = decisions(old, words);
+    if (line) console.log(indent(`${old.name}: ${line.replace(/ row=.*$/, '').trim()}`));
+  }
   await until(`${old.name} to have the write made after the failover`, async () => (await query(old, 'SELECT count(*)::int AS n FROM demo'))[0].n === 2);
   console.log(`${old.name} streams from ${leader.name} and has both rows`);
   await pgrepl(leader, ['list']);
