@@ -1,17 +1,23 @@
 /**
- * The HA operator commands that need only etcd (SPEC §7): `pgrepl list`, `pause`, `resume` and
- * `history`. They read and write the keys under /pgrepl/<cluster>/ with the same variables the
- * nodes use (PGREPL_ETCD_*, PGREPL_CLUSTER), from any node or anywhere else; no postgres is asked.
+ * The HA operator commands (SPEC §7): `pgrepl list`, `pause`, `resume`, `history`, `switchover`
+ * and `failover`. They read and write the keys under /pgrepl/<cluster>/ with the same variables
+ * the nodes use (PGREPL_ETCD_*, PGREPL_CLUSTER), from any node or anywhere else; no postgres is
+ * asked. switchover and failover only write a request (the agents carry it out, decide.ts) and
+ * then watch the keys and the new leader's API until it is done.
  */
-import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type HaConfig } from '../config/env.js';
 import { UserError } from '../errors.js';
-import { absent, EtcdClient, isEtcdError, type EtcdClientOptions } from '../etcd/index.js';
-import { describeProblems, encodePause, haKeys, type DecodedKeys } from '../ha/keys.js';
+import { absent, isEtcdError, modRevisionIs, type EtcdClient } from '../etcd/index.js';
+import { etcdClientFor } from '../ha/etcd-client.js';
+import { askMembers, httpGet } from '../ha/ask.js';
+import { describeProblems, encodePause, encodeSwitchover, haKeys, type DecodedKeys } from '../ha/keys.js';
 import { clusterView, listJson, listTable } from '../ha/list.js';
 import { observeKeys } from '../ha/observe.js';
-import type { HistoryEntry } from '../ha/types.js';
-import { parseArgs, print, type Command } from './local.js';
+import { checkFailover, checkSwitchover, lossLine, progress, type RequestCheck } from '../ha/switchover.js';
+import type { ClusterKeys, HistoryEntry, SwitchoverRequest } from '../ha/types.js';
+import { EXIT_USAGE, parseArgs, print, type Command, type ParsedArgs } from './local.js';
 
 /** This environment's HA configuration; a command of HA mode refuses without it. */
 function haConfigFor(command: string): HaConfig {
@@ -22,23 +28,6 @@ function haConfigFor(command: string): HaConfig {
   return ha;
 }
 
-/** The etcd client the nodes would use: TLS files read here (the client takes PEM contents), calls bounded by PGREPL_RETRY_TIMEOUT. */
-function etcdClient(ha: HaConfig): EtcdClient {
-  const { caCert, clientCert, auth, endpoints } = ha.etcd;
-  const options: EtcdClientOptions = {
-    endpoints,
-    timeoutMs: ha.timing.retryTimeout * 1000,
-    ...((caCert || clientCert) && {
-      tls: {
-        ...(caCert && { ca: readFileSync(caCert) }),
-        ...(clientCert && { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) }),
-      },
-    }),
-    ...(auth && { auth: { user: auth.user, password: auth.password.reveal() } }),
-  };
-  return new EtcdClient(options);
-}
-
 /** One line for etcd not answering (or refusing): where it was asked, and why. */
 function etcdFailed(ha: HaConfig, error: string): UserError {
   return new UserError(`etcd at PGREPL_ETCD_ENDPOINTS=${ha.etcd.endpoints.join(',')} did not answer: ${error}; check that etcd runs and this host reaches it`);
@@ -46,7 +35,7 @@ function etcdFailed(ha: HaConfig, error: string): UserError {
 
 /** Runs `fn` with a client, closing it after, and turns an etcd failure into one line. */
 async function withEtcd<T>(ha: HaConfig, fn: (etcd: EtcdClient) => Promise<T>): Promise<T> {
-  const etcd = etcdClient(ha);
+  const etcd = etcdClientFor(ha);
   try {
     return await fn(etcd);
   } catch (err) {
@@ -58,12 +47,14 @@ async function withEtcd<T>(ha: HaConfig, fn: (etcd: EtcdClient) => Promise<T>): 
 }
 
 /** One read of the cluster's keys; keys that could not be read are said on stderr (the rest is still shown). */
-async function readKeys(ha: HaConfig): Promise<DecodedKeys> {
-  const read = await withEtcd(ha, (etcd) => observeKeys(etcd, ha.keyPrefix));
+async function readKeysWith(ha: HaConfig, etcd: EtcdClient): Promise<DecodedKeys> {
+  const read = await observeKeys(etcd, ha.keyPrefix);
   if (!read.ok) throw etcdFailed(ha, read.error);
   if (read.problems.length > 0) process.stderr.write(`warning: some keys could not be read and are left out: ${describeProblems(read.problems)}\n`);
   return read;
 }
+
+const readKeys = (ha: HaConfig): Promise<DecodedKeys> => withEtcd(ha, (etcd) => readKeysWith(ha, etcd));
 
 const LIST_USAGE = 'pgrepl list [--json]';
 
@@ -131,6 +122,135 @@ export const history: Command = {
     const entries = (await readKeys(ha)).keys.history;
     process.stdout.write(a.flags.has('json') ? `${JSON.stringify(entries, null, 2)}\n` : historyTable(ha.cluster, entries));
     return 0;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// switchover and failover
+
+const SWITCHOVER_USAGE = 'pgrepl switchover [--to NODE] [--wait SECONDS]';
+const FAILOVER_USAGE = 'pgrepl failover --to NODE [--wait SECONDS]';
+const DEFAULT_WAIT_SECONDS = 60;
+const POLL_MS = 250;
+
+/** --wait SECONDS (default 60): how long the command watches the request before it gives up (the request stays). */
+function waitSeconds(a: ParsedArgs, usage: string): number {
+  const raw = a.values.get('wait');
+  if (raw === undefined) return DEFAULT_WAIT_SECONDS;
+  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!(n > 0)) throw new UserError(`--wait ${raw} is not a number of seconds (more than 0); usage: ${usage}`, EXIT_USAGE);
+  return n;
+}
+
+type Check = (keys: ClusterKeys) => RequestCheck;
+
+/**
+ * Writes the request if no request exists and the leader key is as `read` saw it (create-if-absent,
+ * one transaction): a request never names a leader that has changed, and never replaces another.
+ * Losing the race is said as the check says it on a fresh read.
+ */
+async function writeRequest(ha: HaConfig, etcd: EtcdClient, read: DecodedKeys, request: SwitchoverRequest, check: Check): Promise<void> {
+  const k = haKeys(ha.keyPrefix);
+  const leaderAsRead = read.revisions.leader ? modRevisionIs(k.leader, read.revisions.leader) : absent(k.leader);
+  let written: boolean;
+  try {
+    written = (await etcd.txn({ compare: [absent(k.switchover), leaderAsRead], success: [{ put: { key: k.switchover, value: encodeSwitchover(request) } }] })).succeeded;
+  } catch (err) {
+    if (!isEtcdError(err)) throw err;
+    throw etcdFailed(ha, `${err.message} (while writing the request: it may or may not have been written; pgrepl list shows it)`);
+  }
+  if (written) return;
+  const now = check((await readKeysWith(ha, etcd)).keys);
+  throw new UserError('refuse' in now ? now.refuse : `the leader changed while the request was being written: nothing written; see pgrepl list, then ask again`);
+}
+
+/**
+ * Watches the keys (and the new leader's API) until the leader key names another node than
+ * request.from and that node answers 200 on /primary, or the request was refused, or `waitS` ran out.
+ */
+async function awaitHandover(ha: HaConfig, etcd: EtcdClient, request: SwitchoverRequest, waitS: number): Promise<number> {
+  const to = request.to ? ` to ${request.to}` : '';
+  const what = request.from ? `switchover from ${request.from}${to}` : `failover${to}`;
+  const started = performance.now();
+  const deadline = started + waitS * 1000;
+  // Each call gets its whole bound, even near the deadline: a call cut short would only report
+  // its own timeout instead of where the handover stands (the wait may end one bound late).
+  const boundMs = ha.timing.retryTimeout * 1000;
+  let state = 'etcd was not read yet';
+  let pending = true;
+  for (;;) {
+    const read = await observeKeys(etcd, ha.keyPrefix, { timeoutMs: boundMs });
+    if (!read.ok) state = `etcd did not answer (${read.error})`;
+    else {
+      pending = read.keys.switchover !== undefined;
+      const p = progress(read.keys, request);
+      if (p.state === 'refused') {
+        throw new UserError(request.from
+          ? `${request.from} refused the switchover${to} and stays the leader (a leader clears a request it cannot carry out: the candidate not ready, or nobody received its shutdown checkpoint); ${request.from}'s log says why`
+          : `the ${what} was withdrawn before any node took the lead (cleared by hand, or by a node that refused it); no node leads; see ${request.to}'s log`);
+      }
+      if (p.state === 'waiting') state = p.why;
+      else {
+        const api = read.keys.members.find((m) => m.name === p.leader)?.api;
+        const reply = api ? await httpGet(api, '/primary', boundMs) : undefined;
+        if (reply && 'status' in reply && reply.status === 200) {
+          const took = `${request.from ? `switchover from ${request.from}` : 'failover'}, took ${((performance.now() - started) / 1000).toFixed(1)} s`;
+          if (request.to && p.leader !== request.to) throw new UserError(`${p.leader} is the primary now, not ${request.to} as asked (${took})`);
+          print(`${p.leader} is the primary now (${took})`);
+          return 0;
+        }
+        state = !api
+          ? `${p.leader} holds the leader key but has published no member key yet`
+          : `${p.leader} holds the leader key but its API at ${api} does not answer 200 on /primary yet (${reply && 'status' in reply ? `HTTP ${reply.status}` : reply?.error})`;
+      }
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      throw new UserError(`${what} not done after ${waitS} s: ${state}; ${pending ? 'the request is left in place (pgrepl list shows it)' : 'the request is no longer pending'}`);
+    }
+    await sleep(Math.min(POLL_MS, left));
+  }
+}
+
+export const switchover: Command = {
+  summary: 'HA mode: hand the lead to another member (--to NODE, or the best one) without losing a commit; returns once it accepts writes',
+  usage: SWITCHOVER_USAGE,
+  async run(args) {
+    const a = parseArgs(args, { values: ['to', 'wait'] }, SWITCHOVER_USAGE);
+    const waitS = waitSeconds(a, SWITCHOVER_USAGE);
+    const ha = haConfigFor('switchover');
+    const key = haKeys(ha.keyPrefix).switchover;
+    const check: Check = (keys) => checkSwitchover(ha.cluster, keys, key, a.values.get('to'));
+    return withEtcd(ha, async (etcd) => {
+      const read = await readKeysWith(ha, etcd);
+      const c = check(read.keys);
+      if ('refuse' in c) throw new UserError(c.refuse);
+      await writeRequest(ha, etcd, read, c.request, check);
+      return awaitHandover(ha, etcd, c.request, waitS);
+    });
+  },
+};
+
+export const failover: Command = {
+  summary: 'HA mode, no leader: make NODE the leader (may lose data: says how much first); returns once it accepts writes',
+  usage: FAILOVER_USAGE,
+  async run(args) {
+    const a = parseArgs(args, { values: ['to', 'wait'] }, FAILOVER_USAGE);
+    const to = a.values.get('to');
+    if (to === undefined) throw new UserError(`failover needs --to NODE (the member to make the leader); usage: ${FAILOVER_USAGE}`, EXIT_USAGE);
+    const waitS = waitSeconds(a, FAILOVER_USAGE);
+    const ha = haConfigFor('failover');
+    const key = haKeys(ha.keyPrefix).switchover;
+    const check: Check = (keys) => checkFailover(ha.cluster, keys, key, to);
+    return withEtcd(ha, async (etcd) => {
+      const read = await readKeysWith(ha, etcd);
+      const c = check(read.keys);
+      if ('refuse' in c) throw new UserError(c.refuse);
+      const asked = await askMembers(read.keys.members, [to], ha.timing.retryTimeout * 1000);
+      print(lossLine(read.keys, to, asked[to]!));
+      await writeRequest(ha, etcd, read, c.request, check);
+      return awaitHandover(ha, etcd, c.request, waitS);
+    });
   },
 };
 

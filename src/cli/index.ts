@@ -1,7 +1,7 @@
 /** The operator commands: `pgrepl <command> [--help]`. */
 import { archiveWalCommand } from './archive-wal.js';
 import { follow } from './follow.js';
-import { history, list, pause, resume } from './ha.js';
+import { failover, history, list, pause, resume, switchover } from './ha.js';
 import { health } from './health.js';
 import type { Command } from './local.js';
 import { promote } from './promote.js';
@@ -10,7 +10,7 @@ import { status } from './status.js';
 
 export const COMMANDS: Record<string, Command> = {
   status, promote, follow, health, 'archive-wal': archiveWalCommand, 'restore-wal': restoreWalCommand,
-  list, pause, resume, history,
+  list, pause, resume, history, switchover, failover,
 };
 
 export function commandHelp(): string {

@@ -27,7 +27,7 @@ export const GESTALT_DATABASES = [
 
 export interface Upstream extends HostPort {
   /** Which variables named it, for messages. */
-  source: 'PGREPL_MASTER_IP' | 'POSTGRES_PORT_5432_TCP_ADDR';
+  source: 'PGREPL_MASTER_IP' | 'POSTGRES_PORT_5432_TCP_ADDR' | 'the leader key in etcd';
 }
 
 export interface Config {

@@ -12,10 +12,16 @@
  *            /liveness   200 iff the agent's loop ran within TTL (or is inside a long action it announced)
  *            /readiness  200 iff /primary's condition, or a standby streaming from the leader
  *            /cluster    the cluster's listing (list.ts), what `pgrepl list --json` prints
+ *            /position   this node's CURRENT received WAL position and timeline, asked live (the
+ *                        `position` option, bounded by positionTimeoutMs): 200 {name, received,
+ *                        timeline}, else 503 {name, error}. Candidates compare these in a failover
+ *                        and the leader asks them in a switchover (ask.ts), so they must not come
+ *                        from a snapshot up to a loop old
  *
  * HEAD answers the same status without a body; other methods 405, other paths 404. Every answer is
  * a small JSON object saying this node's role and state. Nothing in the snapshot is a secret (it
- * carries no connection strings or passwords), so no answer can carry one.
+ * carries no connection strings or passwords), so no answer can carry one; /position answers only
+ * positions it checked, and an error as a fixed sentence with the error's code, never its text.
  *
  * /primary wants the lease deadline as well as the key: the agent stops writes by its last renewal
  * sent + TTL − margin (timing.ts), and a load balancer must stop sending writes by then too, even
@@ -27,7 +33,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../errors.js';
 import { listJson, type ClusterView } from './list.js';
-import { lsnDistance, type Lsn } from './lsn.js';
+import { isLsn, lsnDistance, type Lsn } from './lsn.js';
 
 /** What the agent knows after a loop; times are on the clock given to startApi (the agent's monotonic one, ms). */
 export interface ApiSnapshot {
@@ -72,7 +78,19 @@ export interface ApiOptions {
   now?: () => number;
   /** The first snapshot; until one is given, every check but /liveness answers 503 (starting). */
   snapshot?: ApiSnapshot;
+  /** /position: this node's current received (a standby) or write (a primary) position, asked of its postgres now. Absent: /position answers 503. */
+  position?: () => Promise<Position>;
+  /** How long /position waits for `position` before answering 503 (default 2000 ms). */
+  positionTimeoutMs?: number;
 }
+
+/** What /position answers with 200 (and `name`: the snapshot's, null before the first). */
+export interface Position {
+  received: Lsn;
+  timeline: number;
+}
+
+export const POSITION_TIMEOUT_MS = 2000;
 
 export interface HaApi {
   /** Where it listens (the port the system chose, when 0 was asked). */
@@ -180,19 +198,56 @@ function check(name: Check, query: URLSearchParams, s: ApiSnapshot | undefined, 
   }
 }
 
-function route(req: IncomingMessage, s: ApiSnapshot | undefined, now: number, ttl: number, startedAt: number): Answer & { allow?: string } {
+/** Why a position cannot be served: a fixed sentence and the error's code only (an error's text is not ours to vouch for: no secret may reach an answer). */
+function positionError(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const shown = typeof code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(code) ? code : err instanceof Error ? err.name : 'error';
+  return `could not read the position from postgres (${shown})`;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** A position as /position serves it: a WAL position and a timeline of 1 or more. */
+export function isPosition(p: unknown): p is Position {
+  const { received, timeline } = (typeof p === 'object' && p !== null ? p : {}) as Record<string, unknown>;
+  return isLsn(received) && typeof timeline === 'number' && Number.isInteger(timeline) && timeline >= 1;
+}
+
+/** /position: `position` asked now, within `timeoutMs`; its result checked before it is served. */
+async function position(o: ApiOptions, s: ApiSnapshot | undefined): Promise<Answer> {
+  const name = s?.name ?? null;
+  if (!o.position) return json(503, { name, error: 'this agent serves no position' });
+  const timeoutMs = o.positionTimeoutMs ?? POSITION_TIMEOUT_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
+  });
+  try {
+    const p = await Promise.race([o.position(), late]);
+    if (p === TIMED_OUT) return json(503, { name, error: `postgres gave no position within ${timeoutMs} ms` });
+    if (!isPosition(p)) return json(503, { name, error: 'internal: the position read is not a WAL position and a timeline' });
+    return json(200, { name, received: p.received, timeline: p.timeline });
+  } catch (err) {
+    return json(503, { name, error: positionError(err) });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const PATHS = ['/cluster', '/position', ...CHECKS.map((c) => `/${c}`)];
+
+function route(req: IncomingMessage, o: ApiOptions, s: ApiSnapshot | undefined, now: number, startedAt: number): (Answer & { allow?: string }) | Promise<Answer> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-  const name = path.slice(1);
-  const known = path === '/cluster' || (CHECKS as readonly string[]).includes(name);
-  if (!known) return json(404, { error: `no such endpoint; try /primary, /replica, /read-only, /health, /liveness, /readiness or /cluster` });
+  if (!PATHS.includes(path)) return json(404, { error: `no such endpoint; try /primary, /replica, /read-only, /health, /liveness, /readiness, /cluster or /position` });
   if (req.method !== 'GET' && req.method !== 'HEAD') return { ...json(405, { error: `${path} answers GET and HEAD only` }), allow: 'GET, HEAD' };
   if (path === '/cluster') {
     return s?.cluster ? { status: 200, body: listJson(s.cluster) } : json(503, { error: 'no successful etcd read yet', name: s?.name ?? null });
   }
-  return check(name as Check, query, s, now, ttl, startedAt);
+  if (path === '/position') return position(o, s);
+  return check(path.slice(1) as Check, query, s, now, o.ttl, startedAt);
 }
 
 /** Starts listening; rejects with one line naming PGREPL_API_LISTEN when the address cannot be used. */
@@ -205,18 +260,22 @@ export async function startApi(o: ApiOptions): Promise<HaApi> {
   // and connections are capped, so a slow or hostile client cannot pin the agent's resources.
   const server = createServer({ requestTimeout: 5000, headersTimeout: 5000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000, maxHeaderSize: 8192 },
     (req: IncomingMessage, res: ServerResponse) => {
-      let a: Answer & { allow?: string };
+      const send = (a: Answer & { allow?: string }) => {
+        res.statusCode = a.status;
+        res.setHeader('Content-Type', 'application/json');
+        res.setHeader('Cache-Control', 'no-store');
+        res.setHeader('Content-Length', Buffer.byteLength(a.body));
+        if (a.allow) res.setHeader('Allow', a.allow);
+        res.end(req.method === 'HEAD' ? undefined : a.body);
+      };
+      const failed = (err: unknown) => json(500, { error: `internal error: ${(err as Error).message}` });
       try {
-        a = route(req, snapshot, now(), o.ttl, startedAt);
+        const a = route(req, o, snapshot, now(), startedAt);
+        if (a instanceof Promise) a.then(send, (err: unknown) => send(failed(err)));
+        else send(a);
       } catch (err) {
-        a = json(500, { error: `internal error: ${(err as Error).message}` });
+        send(failed(err));
       }
-      res.statusCode = a.status;
-      res.setHeader('Content-Type', 'application/json');
-      res.setHeader('Cache-Control', 'no-store');
-      res.setHeader('Content-Length', Buffer.byteLength(a.body));
-      if (a.allow) res.setHeader('Allow', a.allow);
-      res.end(req.method === 'HEAD' ? undefined : a.body);
     });
   server.timeout = 10_000;
   server.maxConnections = 256;

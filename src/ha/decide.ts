@@ -11,12 +11,15 @@
  *   etcd did not answer, I led at the last read      | keep renewing, retry at once. Within last renewal
  *                                                    | sent + TTL − margin: NEVER demote (an etcd
  *                                                    | election takes 1-3 s); past it: demote-fast
+ *   etcd did not answer, I did not lead at the last  | demote-fast: never writable without the key
+ *   read, my postgres is writable                    |
  *   etcd did not answer, otherwise                   | nothing changes; retry (stopping: fast stop, exit)
  *   a member key of my name from another instance,   | touch nothing while it may be an earlier run's
  *   or the leader key of my name on another lease    | (2 × TTL after start); then refuse: another agent
  *                                                    | runs under this name
  *   I lead, my last renewal sent is older than       | demote-fast (paused or not); read-only: stay so
- *   TTL − margin (timing.ts)                         | until a renewal succeeds
+ *   TTL − margin (timing.ts)                         | until a renewal succeeds (down, e.g. braked by
+ *                                                    | the agent: start it read-only)
  *   initialize names another system than PGDATA's    | refuse; PGREPL_RECLONE=auto and another node
  *                                                    | leads: move aside (kept) and clone it
  *   stopping, I lead                                 | fast stop; ask who received the shutdown
@@ -162,13 +165,20 @@ function etcdDown(obs: HaObservation, s: HaSettings, mem: AgentMemory, error: st
     return act(c, 'stopping', `stopping: ${saw}; ${obs.local.running ? 'fast-stopping postgres and ' : ''}exiting (a leader key of mine expires with my lease)`,
       [...(obs.local.running ? [{ do: 'stop-postgres' as const }] : []), { do: 'exit' }]);
   }
+  if (!mem.ledAtLastRead && writable(obs.local)) {
+    return act(c, 'etcd unreachable × writable without the key', `${saw}, and my postgres accepts writes though I did not lead at the last read: stopping them now (fast stop, sessions killed), read-only from now on; retrying`,
+      [{ do: 'demote-fast', why: 'not the leader' }, lease(mem)], { soon: true });
+  }
   if (!mem.ledAtLastRead) return act(c, 'etcd unreachable', `${saw}: nothing changes here; retrying`, [lease(mem)], { soon: true });
   const late = lateBy(c);
   if (late !== undefined && writable(obs.local)) {
     return act(c, 'etcd unreachable × lease running out', `${saw}; I lead, but ${late}: stopping writes now (fast stop, sessions killed), before my lease can expire; retrying`,
       [{ do: 'demote-fast', why: 'lease running out' }, lease(mem)], { soon: true });
   }
-  if (late !== undefined) return act(c, 'etcd unreachable × lease running out', `${saw}; I led, but ${late}: staying read-only until a renewal succeeds; retrying`, [lease(mem)], { soon: true });
+  if (late !== undefined) {
+    return act(c, 'etcd unreachable × lease running out', `${saw}; I led, but ${late}: ${readOnlyUntilRenewed(obs.local)}; retrying`,
+      [...startReadOnly(obs.local), lease(mem)], { soon: true });
+  }
   const sent = obs.now - mem.lease!.lastRenewalSentAt;
   const left = demoteDeadline(mem.lease!.lastRenewalSentAt, s.timing) - obs.now;
   return act(c, 'etcd unreachable × leader',
@@ -212,8 +222,13 @@ function leaseRunningOut(c: Ctx): Decision | undefined {
     return act(c, 'lease running out', `I lead, but ${late}: stopping writes now (fast stop, sessions killed), before my lease can expire`,
       [{ do: 'demote-fast', why: 'lease running out' }, lease(c.mem)], { soon: true });
   }
-  return act(c, 'lease running out', `I lead, but ${late}: staying read-only until a renewal succeeds`, [lease(c.mem)], { soon: true });
+  return act(c, 'lease running out', `I lead, but ${late}: ${readOnlyUntilRenewed(c.local)}`, [...startReadOnly(c.local), lease(c.mem)], { soon: true });
 }
+
+/** A leader past its deadline whose postgres was stopped (the agent's brake, or a crash) serves reads meanwhile. */
+const startReadOnly = (l: LocalPostgres): Action[] => (l.running ? [] : [{ do: 'start-postgres', as: 'read-only' }]);
+const readOnlyUntilRenewed = (l: LocalPostgres) =>
+  l.running ? 'staying read-only until a renewal succeeds' : 'postgres is down: starting it read-only, writable again only once a renewal succeeds';
 
 /** The leader's member key, if it runs as a primary that can be cloned or followed. */
 function runningLeader(c: Ctx): MemberKey | undefined {

@@ -16,7 +16,7 @@
  * version may add some). Nothing here talks to etcd.
  */
 import type { KeyValue } from '../etcd/index.js';
-import { lsnBytes, type Lsn } from './lsn.js';
+import { isLsn, type Lsn } from './lsn.js';
 import type { ClusterKeys, HistoryEntry, LeaderKey, MemberKey, SwitchoverRequest } from './types.js';
 
 /** The full key names of one cluster, e.g. haKeys('/pgrepl/orders/').leader === '/pgrepl/orders/leader'. */
@@ -95,15 +95,6 @@ function parseJson(raw: string): Decoded<unknown> {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-const isLsn = (v: unknown): v is Lsn => {
-  if (typeof v !== 'string') return false;
-  try {
-    lsnBytes(v);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const isTimeline = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 const isTime = (v: unknown): v is string => typeof v === 'string' && !Number.isNaN(Date.parse(v));
 

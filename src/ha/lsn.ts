@@ -4,10 +4,17 @@
  */
 export type Lsn = string;
 
+const LSN = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+
 export function lsnBytes(lsn: Lsn): bigint {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
+  const m = LSN.exec(lsn);
   if (!m) throw new Error(`not a WAL position: ${JSON.stringify(lsn)} (expected e.g. 0/5000060)`);
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+/** Whether `v` is a WAL position as PostgreSQL prints it. */
+export function isLsn(v: unknown): v is Lsn {
+  return typeof v === 'string' && LSN.test(v);
 }
 
 /** Negative, zero or positive as a is before, at or after b. */

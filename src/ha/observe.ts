@@ -114,7 +114,10 @@ async function withShutdownEnd(down: ObservedPostgres, pgdata: string): Promise<
 
 async function running(c: pg.Client, n: LocalNode, down: ObservedPostgres): Promise<ObservedPostgres> {
   const standby = await inRecovery(c);
-  const timeline = await currentTimeline(c);
+  // A standby whose walreceiver does not run (its primary just died) reports the timeline of its
+  // last restartpoint, which may be older than the one it replays: the newest timeline whose
+  // history file it holds counts too, as for a stopped cluster (ClusterFound.timeline).
+  const timeline = standby ? Math.max(await currentTimeline(c), down.timeline ?? 0) : await currentTimeline(c);
   const base = { ...down, running: true, inRecovery: standby, timeline };
   if (!standby) {
     const r = (await c.query("SELECT pg_current_wal_lsn()::text AS w, current_setting('synchronous_standby_names') AS s")).rows[0];

@@ -51,10 +51,14 @@ export function childExit(code: number | null, signal: NodeJS.Signals | null): C
   return { code, signal, status: code ?? (n !== undefined ? 128 + n : 1) };
 }
 
-/** Passes every forwarded signal this process receives to `target()` (when there is one). Returns the undo. */
-export function forwardSignals(target: () => ChildProcess | undefined, also?: (sig: NodeJS.Signals) => void): () => void {
+/**
+ * Passes every forwarded signal this process receives to `target()` (when there is one), unless
+ * `pass` says no. Returns the undo.
+ */
+export function forwardSignals(target: () => ChildProcess | undefined, also?: (sig: NodeJS.Signals) => void, pass?: (sig: NodeJS.Signals) => boolean): () => void {
   const forward = (sig: NodeJS.Signals) => {
     also?.(sig);
+    if (pass && !pass(sig)) return;
     const child = target();
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill(sig);
   };

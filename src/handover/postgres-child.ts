@@ -37,6 +37,12 @@ export interface PostgresChildOptions {
    * while it was not running. Default: this process exits with postgres's status (0 in the last case).
    */
   onExit?: (exit: ChildExit) => void;
+  /**
+   * The HA agent decides how postgres stops (it hands the leader key over first): given this,
+   * stop signals (TERM, INT, QUIT) are reported here instead of passed on; HUP, USR1 and USR2
+   * still are. Default: passed on, as after the hand-over.
+   */
+  onStopSignal?: (sig: NodeJS.Signals) => void;
 }
 
 export class PostgresChild {
@@ -53,7 +59,12 @@ export class PostgresChild {
   constructor(private readonly opts: PostgresChildOptions) {
     this.file = resolveCommand('postgres', opts.env.PATH);
     this.onExit = opts.onExit ?? ((exit) => process.exit(exit.status));
-    this.unforward = forwardSignals(() => this.child, (sig) => this.signalled(sig));
+    const report = opts.onStopSignal;
+    this.unforward = forwardSignals(
+      () => this.child,
+      (sig) => this.signalled(sig),
+      report && ((sig) => !STOP_REQUESTS.has(sig) || (report(sig), false)),
+    );
   }
 
   /** The postmaster's PID while it runs. */

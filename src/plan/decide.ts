@@ -111,8 +111,19 @@ const finishSwap = (c: ClusterFound): Step[] => (c.swapPending ? [{ do: 'finish-
 const finishWalMoves = (copies: string[] | undefined): Step[] => (copies ?? []).map((copy) => ({ do: 'finish-wal-move', copy }));
 
 export function decide(obs: Observation, intent: Intent): Plan {
+  return unusable(obs, intent.pgdata) ?? (intent.role === 'PRIMARY' ? decidePrimary(obs, intent) : decideStandby(obs, intent));
+}
+
+/**
+ * The refusals that do not depend on the role: PGDATA that is not a directory, cannot be read,
+ * holds something else, another major's cluster, or sits beside a cluster in its volume. The HA
+ * agent asks this too before its first loop (etcd decides its role later).
+ */
+export function unusable(obs: Observation, pgdata: string): Extract<Plan, { refuse: string }> | undefined {
   const found = obs.pgdata;
-  const P = `PGDATA=${intent.pgdata}`;
+  const intent = { pgdata };
+  const P = `PGDATA=${pgdata}`;
+  const refuse = (row: string, message: string) => ({ row, why: 'refused', refuse: message });
 
   switch (found.kind) {
     case 'not-a-directory':
@@ -146,7 +157,7 @@ export function decide(obs: Observation, intent: Intent): Plan {
     default:
       break;
   }
-  return intent.role === 'PRIMARY' ? decidePrimary(obs, intent) : decideStandby(obs, intent);
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

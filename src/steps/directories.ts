@@ -11,6 +11,7 @@ import { UserError } from '../errors.js';
 import { lookupUser, runningAsRoot, type PasswdEntry } from '../handover/privileges.js';
 import { run } from '../postgres/run.js';
 import { writePhase } from '../state/phase.js';
+import type { Config } from '../config/env.js';
 import type { StepContext } from './context.js';
 
 function fail(name: string, path: string, err: unknown, remedy: string): never {
@@ -84,7 +85,15 @@ async function ensureDir(name: string, path: string, mode: number, owner: Passwd
 }
 
 export async function prepareDirectories(ctx: StepContext): Promise<void> {
-  const { pgdata, initdbWaldir, socketDir, archiveDir } = ctx.cfg;
+  await prepareNodeDirectories(ctx.cfg);
+  // From here until the hand-over, `pgrepl health` reports "starting": a temporary server may
+  // answer on this node's socket, and it is not the node serving yet.
+  writePhase(ctx.cfg.socketDir, ctx.cfg.port, 'preparing');
+}
+
+/** PGDATA, the WAL and archive directories and the socket directory, owned by the postgres user (we are root) or checked. */
+export async function prepareNodeDirectories(cfg: Config): Promise<void> {
+  const { pgdata, initdbWaldir, socketDir, archiveDir } = cfg;
   const owner = runningAsRoot() ? lookupUser() : undefined;
   if (owner) {
     await assertReachable('PGDATA', pgdata, owner);
@@ -109,7 +118,4 @@ export async function prepareDirectories(ctx: StepContext): Promise<void> {
   } catch (err) {
     fail('socket directory', socketDir, err, 'create it, writable by the postgres user');
   }
-  // From here until the hand-over, `pgrepl health` reports "starting": a temporary server may
-  // answer on this node's socket, and it is not the node serving yet.
-  writePhase(socketDir, ctx.cfg.port, 'preparing');
 }

@@ -66,7 +66,6 @@ const SECRETS = [SUPERUSER_PASSWORD, nodeEnv({ pgdata: '/', port: 1 }).PGREPL_TO
 const HA = { PGREPL_ETCD_ENDPOINTS: 'http://127.0.0.1:2379' };
 const HA_TLS = { PGREPL_ETCD_ENDPOINTS: 'https://127.0.0.1:2379' };
 const ENDPOINTS_EXAMPLE = '(e.g. PGREPL_ETCD_ENDPOINTS=http://etcd1:2379,http://etcd2:2379,http://etcd3:2379)';
-const HA_NOT_YET = 'HA mode (PGREPL_ETCD_ENDPOINTS) is not available in this build yet: unset PGREPL_ETCD_ENDPOINTS and the other HA variables to start this node without it; nothing was changed';
 
 const CASES: Case[] = [
   { name: 'unknown role', env: { PGREPL_ROLE: 'leader' }, message: 'PGREPL_ROLE="leader" is not valid: must be PRIMARY or STANDBY (e.g. PGREPL_ROLE=STANDBY)' },
@@ -176,13 +175,22 @@ const CASES: Case[] = [
   { name: 'TTL too short for loop wait and retry timeout', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_TTL: '8' }, message: 'PGREPL_TTL=8, PGREPL_LOOP_WAIT=2, PGREPL_RETRY_TIMEOUT=3: LOOP_WAIT + 2 × RETRY_TIMEOUT = 8 must be below TTL, or a leader may demote on one slow etcd call; raise PGREPL_TTL or lower the other two (defaults: 10, 2, 3)' },
   { name: 'max lag on failover not a size', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_MAX_LAG_ON_FAILOVER: '1 megabyte' }, message: 'PGREPL_MAX_LAG_ON_FAILOVER="1 megabyte" is not valid: must be a number of bytes, or a size such as 512kB or 16MB (units kB, MB, GB, TB) (e.g. PGREPL_MAX_LAG_ON_FAILOVER=16MB)' },
   { name: 'bad nofailover flag', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_NOFAILOVER: 'sometimes' }, message: 'PGREPL_NOFAILOVER="sometimes" is not valid: must be true or false (also 1/0, yes/no, on/off) (e.g. PGREPL_NOFAILOVER=on)' },
-  // A valid HA configuration: refused until the agent is wired in, rather than run as a plain node (PGDATA not even created).
-  { name: 'HA mode, not available yet', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_CLUSTER: 'orders' }, message: HA_NOT_YET },
-  { name: 'HA mode, not available yet: a STANDBY (no upstream needed)', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: '127.0.0.1' }, message: HA_NOT_YET },
+  // HA mode: the start-up's refusals of PGDATA that do not depend on the role come before the
+  // agent writes anything (PGDATA untouched, not even created; etcd is never asked).
   {
-    name: 'HA mode, not available yet: a primary\'s cluster in PGDATA', port: FREE_PORT, exit: 1, env: HA, message: HA_NOT_YET,
+    name: 'HA mode, PGDATA holds something else', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ETCD_USER: 'root', PGREPL_ETCD_PASSWORD: ETCD_PASSWORD, PGREPL_CLUSTER: 'orders' },
+    message: (pgdata) => `PGDATA=${pgdata} is not empty and holds no PostgreSQL cluster (found: notes.txt): point PGDATA at an empty subdirectory of the volume (e.g. PGDATA=${pgdata}/pgdata); nothing was changed`,
     setup: (d) => {
-      fakeCluster(join(d, 'cluster'), '15');
+      mkdirSync(join(d, 'other'));
+      writeFileSync(join(d, 'other', 'notes.txt'), 'mine\n');
+      return join(d, 'other');
+    },
+  },
+  {
+    name: 'HA mode, PGDATA holds another major\'s cluster', port: FREE_PORT, exit: 1, env: { ...HA, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: '127.0.0.1' },
+    message: (pgdata) => `PGDATA=${pgdata} holds a PostgreSQL 14 cluster but these binaries are PostgreSQL 15: run the image for 14, or upgrade the data first (pg_upgrade, or dump and restore); nothing was changed`,
+    setup: (d) => {
+      fakeCluster(join(d, 'cluster'), '14');
       return join(d, 'cluster');
     },
   },

@@ -3,12 +3,13 @@
  * balancer or a Kubernetes probe would: every endpoint's status on a leader's and a standby's
  * snapshot, lag thresholds, HEAD, 404/405, bounded requests, no secret in any answer, a clean
  * close. The agent's clock is a variable here, so the deadlines are tested without waiting.
+ * /position asks the agent's position function on every request (live, not the snapshot), bounded.
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
-import { startApi, type ApiSnapshot, type HaApi } from '../../src/ha/api.js';
+import { startApi, type ApiSnapshot, type HaApi, type Position } from '../../src/ha/api.js';
 import { clusterView, listJson } from '../../src/ha/list.js';
 import type { ClusterKeys, MemberKey } from '../../src/ha/types.js';
 
@@ -311,12 +312,98 @@ describe('HA API: bounded and clean', () => {
   });
 });
 
+describe('HA API: /position, asked live', () => {
+  it('without a position function: 503 saying so, HEAD too', async () => {
+    api.update(standby());
+    const r = await get('/position');
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.body)).toEqual({ name: 'n3', error: 'this agent serves no position' });
+    expect((await ask('HEAD', '/position')).status).toBe(503);
+  });
+
+  /** What the position function does on its next call. */
+  let next: () => Promise<Position> = async () => ({ received: '0/5000060', timeline: 2 });
+  let calls = 0;
+  const live = async (fn: () => Promise<void>) => {
+    const server = await startApi({ host: HOST, port: SPARE_PORT, ttl: TTL, now: () => clock, snapshot: standby(), positionTimeoutMs: 300,
+      position: () => {
+        calls++;
+        return next();
+      } });
+    try {
+      await fn();
+    } finally {
+      await server.close();
+    }
+  };
+
+  it('200 {name, received, timeline}: the function is asked on every request, not the snapshot', async () => {
+    await live(async () => {
+      const before = calls;
+      const r = await get('/position', SPARE_PORT);
+      expect(r.status).toBe(200);
+      expect(r.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(r.body)).toEqual({ name: 'n3', received: '0/5000060', timeline: 2 });
+      // The snapshot still says 0/5000000; postgres has moved on: the answer follows postgres.
+      next = async () => ({ received: '0/7000000', timeline: 3 });
+      expect(JSON.parse((await get('/position', SPARE_PORT)).body)).toEqual({ name: 'n3', received: '0/7000000', timeline: 3 });
+      const head = await ask('HEAD', '/position', SPARE_PORT);
+      expect([head.status, head.body]).toEqual([200, '']);
+      expect(calls - before).toBe(3);
+      expect((await ask('POST', '/position', SPARE_PORT)).status).toBe(405);
+    });
+  });
+
+  it('a function that fails: 503 with its code only, never its text (which may hold anything)', async () => {
+    await live(async () => {
+      next = async () => {
+        throw Object.assign(new Error(`connection to postgres with password ${PASSWORD} refused`), { code: 'ECONNREFUSED' });
+      };
+      const r = await get('/position', SPARE_PORT);
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.body)).toEqual({ name: 'n3', error: 'could not read the position from postgres (ECONNREFUSED)' });
+      next = async () => {
+        throw new Error(`no code, text with ${TOKEN}`);
+      };
+      expect(JSON.parse((await get('/position', SPARE_PORT)).body)).toEqual({ name: 'n3', error: 'could not read the position from postgres (Error)' });
+    });
+  });
+
+  it('a function that never answers: 503 once the bound has passed (the request is answered, not held)', async () => {
+    await live(async () => {
+      next = () => new Promise<Position>(() => undefined);
+      const r = await get('/position', SPARE_PORT);
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.body)).toEqual({ name: 'n3', error: 'postgres gave no position within 300 ms' });
+    });
+  });
+
+  it('a function that returns something that is not a position: 503, nothing of it served', async () => {
+    await live(async () => {
+      for (const bad of [{ received: 'nonsense', timeline: 2 }, { received: '0/5000060', timeline: 0 }, { received: '0/5000060', timeline: 1.5 }, null]) {
+        next = async () => bad as unknown as Position;
+        const r = await get('/position', SPARE_PORT);
+        expect([r.status, JSON.parse(r.body)]).toEqual([503, { name: 'n3', error: 'internal: the position read is not a WAL position and a timeline' }]);
+      }
+    });
+  });
+
+  it('before the first snapshot: the position with name null', async () => {
+    const early = await startApi({ host: HOST, port: SPARE_PORT, ttl: TTL, position: async () => ({ received: '0/3000000', timeline: 1 }) });
+    try {
+      expect(JSON.parse((await get('/position', SPARE_PORT)).body)).toEqual({ name: null, received: '0/3000000', timeline: 1 });
+    } finally {
+      await early.close();
+    }
+  });
+});
+
 describe('HA API: no secret in any answer', () => {
   it('with passwords and the token in the environment, nothing served contains one', async () => {
     // Every snapshot shape once more, every endpoint, GET and with a lag, then everything served so far.
     for (const snap of [leader(), standby(), { ...standby(), postgres: { running: false, streamingFromLeader: false } }]) {
       api.update(snap);
-      for (const e of [...ENDPOINTS, '/replica?lag=1MB', '/nowhere']) await get(e);
+      for (const e of [...ENDPOINTS, '/position', '/replica?lag=1MB', '/nowhere']) await get(e);
       await ask('POST', '/primary');
     }
     expect(served.length).toBeGreaterThan(100);

@@ -225,6 +225,36 @@ describe('observe: this node\'s postgres', () => {
   });
 });
 
+describe('observe: a standby whose upstream was promoted, then lost', () => {
+  const A = 5933; // primary, then gone
+  const B = 5934; // its standby, promoted
+  const C = 5935; // B's standby: follows B onto the new timeline
+
+  it('reports the timeline it replays (the newest it holds a history of), not its last restartpoint\'s', async () => {
+    const a = new TestNode(nodeOpts(A));
+    nodes.push(a);
+    await a.ready();
+    const b = new TestNode(nodeOpts(B, standbyOf(A)));
+    nodes.push(b);
+    await b.ready();
+    const c = new TestNode(nodeOpts(C, standbyOf(B)));
+    nodes.push(c);
+    await c.ready();
+    await waitFor('C streaming from B', async () => (await observeLocal(local(C))).walReceiver?.status === 'streaming');
+    await a.stop('SIGINT');
+    await query(B, 'SELECT pg_promote(true, 60)');
+    await query(B, 'CREATE TABLE after_promotion AS SELECT 1 AS x');
+    await waitFor('C streaming timeline 2 from B', async () => (await observeLocal(local(C))).timeline === 2);
+    // B goes away: C's walreceiver stops, and its last restartpoint is still on timeline 1.
+    await b.stop('SIGINT');
+    const o = await waitFor('C without its walreceiver', async () => {
+      const x = await observeLocal(local(C));
+      return x.walReceiver?.status !== 'streaming' ? x : undefined;
+    });
+    expect(o).toMatchObject({ running: true, inRecovery: true, timeline: 2 });
+  });
+});
+
 describe('observe: etcd faults', () => {
   // Killing raft's leader would start an election, during which a read fails fast (decide.ts
   // retries at once): the read itself is what is shown here, so a follower goes.

@@ -118,6 +118,19 @@ describe('etcd does not answer', () => {
     expect(does(run(primaryPg(), down, { now: NOW - 1, mem: { ledAtLastRead: true, lease: { id: LEASE, lastRenewalSentAt: sent } } }))).toEqual(['renew-lease']);
   });
 
+  it('writable though I did not lead at the last read: demote-fast (never writable without the key), then retry', () => {
+    const d = run(primaryPg(), down, { mem: { ledAtLastRead: false } });
+    expect(d.row).toBe('etcd unreachable × writable without the key');
+    expect(actions(d)).toEqual([{ do: 'demote-fast', why: 'not the leader' }, { do: 'renew-lease' }]);
+  });
+
+  it('the leader past its deadline with postgres down (the agent braked it): starts it read-only, still renewing', () => {
+    const d = run(stoppedPg(cluster({ state: 'shut down' })), down, { mem: { ledAtLastRead: true, lease: { id: LEASE, lastRenewalSentAt: NOW - 8000 } } });
+    expect(d.row).toBe('etcd unreachable × lease running out');
+    expect(actions(d)).toEqual([{ do: 'start-postgres', as: 'read-only' }, { do: 'renew-lease' }]);
+    expect(d.say).toMatch(/postgres is down: starting it read-only, writable again only once a renewal succeeds; retrying$/);
+  });
+
   it('stopping: fast stop and exit without waiting for etcd (a key of mine expires with my lease)', () => {
     const d = run(primaryPg(), down, { stopping: true, mem: { ledAtLastRead: true } });
     expect(does(d)).toEqual(['stop-postgres', 'exit']);
@@ -223,6 +236,12 @@ describe('I lead, my last renewal is getting old', () => {
   it('paused or not: a leader that cannot renew stops its writes (resume or a manual failover could let another node in)', () => {
     const d = run(primaryPg(), { ...k, pause: true }, { mem: { lease: { id: LEASE, lastRenewalSentAt: NOW - 8000 } } });
     expect(does(d)).toContain('demote-fast');
+  });
+
+  it('postgres down past the deadline (braked): started read-only, never as a primary, until a renewal succeeds', () => {
+    const d = run(stoppedPg(cluster({ state: 'shut down' }), { demoted: { lease: LEASE, timeline: 1 } }), k, { mem: { lease: { id: LEASE, lastRenewalSentAt: NOW - 8000 } } });
+    expect(d.row).toBe('lease running out');
+    expect(actions(d)).toEqual([{ do: 'start-postgres', as: 'read-only' }, { do: 'renew-lease' }]);
   });
 
   it('already read-only: stays so until a renewal succeeds (no promotion, no resume)', () => {
