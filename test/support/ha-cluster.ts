@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
@@ -43,6 +44,18 @@ export interface HaPorts {
 export function haPorts(slot: number): HaPorts {
   if (!Number.isInteger(slot) || slot < 0 || slot > 6) throw new Error(`HA test slot ${slot}: 0..6`);
   return { etcd: 2451 + 6 * slot, pg: 6011 + 10 * slot, api: 6111 + 10 * slot, proxy: 6211 + 10 * slot };
+}
+
+const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
+
+/** Throws, naming them, when any of the ports on 127.0.0.1 is taken. */
+async function assertPortsFree(ports: number[]): Promise<void> {
+  const taken = (await Promise.all(ports.map((port) => new Promise<number | undefined>((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(port));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(undefined)));
+  })))).filter((p): p is number => p !== undefined);
+  if (taken.length) throw new Error(`ports ${taken.join(', ')} on 127.0.0.1 are in use: a node or etcd of an interrupted run? (ps -eo pid,pgid,args | grep -e pgrepl.cjs -e etcd)`);
 }
 
 export interface ApiAnswer {
@@ -242,6 +255,9 @@ export class HaCluster {
 
   /** etcd up and healthy, proxies listening, nodes created (not started: startAll). */
   static async create(o: HaClusterOptions): Promise<HaCluster> {
+    const p = haPorts(o.slot);
+    // A node or etcd left running by an interrupted run would join this cluster and spoil it: refuse at once.
+    await assertPortsFree([...range(p.etcd, 6), ...range(p.pg, 10), ...range(p.api, 10), ...(o.viaProxies ? range(p.proxy, 10) : [])]);
     const dir = scratchDir('pgrepl-ha-');
     let etcd: EtcdCluster;
     try {
@@ -404,7 +420,9 @@ export class HaCluster {
     if (left.length) problems.push(`processes left behind: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}`);
     for (const ps of this.proxies.values()) await Promise.all(ps.map((p) => p.close()));
     await this.etcd.stopAll();
-    removeScratch(this.dir);
+    // PGREPL_TEST_KEEP=1 keeps the nodes' data directories and logs, to look at after a failure.
+    if (process.env.PGREPL_TEST_KEEP) console.error(`kept ${this.dir}`);
+    else removeScratch(this.dir);
     return problems;
   }
 }
