@@ -12,14 +12,23 @@ import { entriesOf, haClusterForFile, secretsIn, type HaNode } from '../support/
 import { postmasterPid } from '../support/postmaster.js';
 import { groupMembers, processesOf } from '../support/process-group.js';
 
-/** Every distinct command line seen in /proc while the nodes start (initdb, pg_basebackup, postgres...). */
+/**
+ * Every distinct command line seen in /proc while the nodes start (initdb, pg_basebackup, the
+ * servers...), of this cluster's processes only: in the nodes' process groups, or naming its
+ * scratch directory (other tests on this machine use the same superuser password).
+ */
 const seenCommandLines = new Set<string>();
 let sampler: NodeJS.Timeout | undefined;
 function sampleCommandLines(): void {
+  const c = ha.cluster;
+  const groups = new Set(c.nodes.filter((n) => n.running).map((n) => n.pid));
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      seenCommandLines.add(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim());
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (groups.has(pgid) || cmd.includes(c.dir)) seenCommandLines.add(cmd);
     } catch {
       // gone meanwhile
     }
