@@ -22,6 +22,7 @@ import { ident, literal } from '../postgres/client.js';
 import { promote as promoteServer } from '../postgres/promote.js';
 import { converse, createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
 import { start } from '../startup.js';
+import { readPidFile } from '../steps/temp-server.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import type { Lsn } from './lsn.js';
 import type { LocalNode } from './observe.js';
@@ -50,9 +51,6 @@ const PG_ACTIONS: ReadonlySet<string> = new Set<PgActionName>([
 ]);
 
 export const isPgAction = (a: Action): a is PgAction => PG_ACTIONS.has(a.do);
-
-/** Long actions: the agent keeps its lease alive while they run (a clone may take hours). */
-export const LONG_ACTIONS: ReadonlySet<string> = new Set(['initdb-and-lead', 'clone-from-leader', 'rewind-or-reclone', 'follow-leader']);
 
 /** What an action learnt that the agent remembers or publishes. */
 export interface PgActResult {
@@ -151,21 +149,20 @@ async function startChild(ctx: PgActContext): Promise<void> {
   await waitReady(ctx);
 }
 
-/** Until postgres answers on its socket (crash recovery may take a while), it exits, or a minute passes. */
+/**
+ * Until postgres accepts connections, as its postmaster.pid says (line 8: ready, or standby for a
+ * hot standby; what pg_ctl -w reads: asking over the socket meanwhile would only fill the log
+ * with "the database system is starting up"), it exits, or a minute passes (crash recovery).
+ */
 async function waitReady(ctx: PgActContext, boundMs = 60_000): Promise<void> {
   const until = Date.now() + boundMs;
-  const exited = ctx.child.exited;
-  let gone = false;
-  void exited?.then(() => (gone = true));
-  while (!gone && Date.now() < until) {
-    try {
-      await sql(ctx, 'SELECT 1', 2000);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const pid = ctx.child.pid;
+  while (pid !== undefined && ctx.child.pid === pid && Date.now() < until) {
+    const file = await readPidFile(ctx.cfg.pgdata);
+    if (file?.pid === pid && (file.status === 'ready' || file.status === 'standby')) return;
+    await new Promise((r) => setTimeout(r, 20));
   }
-  if (!gone) log.warn(`postgres did not answer within ${boundMs / 1000} s of its start; the agent goes on and looks again`);
+  if (ctx.child.pid === pid) log.warn(`postgres did not accept connections within ${boundMs / 1000} s of its start; the agent goes on and looks again`);
 }
 
 /** Standby mode without an upstream: replays what it has, accepts no writes, follows nobody. */

@@ -13,9 +13,9 @@
  * Beside the loop, a brake: whatever the loop is doing (an etcd call, a clone, a promotion), once
  * this agent leads and its last renewal SENT is older than TTL − margin (timing.ts), it fast-stops
  * postgres at once (sessions killed, no new connection). The loop then brings postgres back
- * read-only; writable again only after a renewal. And while a long action runs (initdb, clone,
- * rewind), the lease is renewed in the background, so that neither the member key nor a leader
- * key held meanwhile expires under it.
+ * read-only; writable again only after a renewal. And while a postgres action runs (initdb, clone,
+ * rewind, a start through crash recovery), the lease is renewed in the background, so that neither
+ * the member key nor a leader key held meanwhile expires under it.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -32,7 +32,7 @@ import { stopRunningPrograms } from '../postgres/run.js';
 import { prepareNodeDirectories } from '../steps/directories.js';
 import { dropPrivileges, lookupUser, runningAsRoot } from '../handover/privileges.js';
 import { actEtcd, isEtcdAction, renewLease, type EtcdActContext, type EtcdActFacts } from './act-etcd.js';
-import { actPostgres, isPgAction, LONG_ACTIONS, startupConfig, type PgActContext } from './act-postgres.js';
+import { actPostgres, isPgAction, startupConfig, type PgActContext } from './act-postgres.js';
 import { startApi, type ApiSnapshot, type HaApi } from './api.js';
 import { askMembers } from './ask.js';
 import { decide } from './decide.js';
@@ -116,7 +116,7 @@ class Agent {
     this.child = new PostgresChild({
       env: postgresEnv(cfg),
       onExit: (exit) => {
-        if (!this.stopSignal) log.warn({ ...exit }, 'postgres exited without the agent asking');
+        if (!this.stopSignal && !this.child.stoppedBy) log.warn({ ...exit }, 'postgres exited without the agent asking');
         this.poke();
       },
       onStopSignal: (sig) => this.stop(sig),
@@ -312,9 +312,11 @@ class Agent {
     }
   }
 
-  /** Runs a postgres action; a long one with the lease renewed in the background and announced on /liveness. */
+  /**
+   * Runs a postgres action with the lease renewed in the background (a clone may take hours, crash
+   * recovery minutes), announced on /liveness.
+   */
   private async during<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (!LONG_ACTIONS.has(what)) return fn();
     this.acting = { what, since: this.now() };
     let renewing = false;
     const renew = setInterval(() => {

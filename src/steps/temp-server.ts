@@ -28,7 +28,7 @@ export function localTarget(ctx: StepContext, database?: string) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** postmaster.pid: line 1 the PID, line 8 the status (starting, ready, standby, stopping). */
-async function readPidFile(dataDir: string): Promise<{ pid: number; status: string } | undefined> {
+export async function readPidFile(dataDir: string): Promise<{ pid: number; status: string } | undefined> {
   try {
     const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
     return { pid: Number(lines[0]), status: (lines[7] ?? '').trim() };
