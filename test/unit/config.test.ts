@@ -152,8 +152,15 @@ describe('HA mode', () => {
     });
     const ha = load({ ...HA, PGPORT: '6543', PGREPL_API_LISTEN: '127.0.0.1:9008' }).ha!;
     expect([ha.connectAddress, ha.apiListen, ha.apiConnectAddress]).toEqual([
-      { host: 'My-Host.example', port: 6543 }, { host: '127.0.0.1', port: 9008 }, { host: 'My-Host.example', port: 9008 },
+      { host: 'My-Host.example', port: 6543 }, { host: '127.0.0.1', port: 9008 }, { host: '127.0.0.1', port: 9008 },
     ]);
+  });
+  it('reaches the API where it listens, when that is one address; else at the connect address\'s host; else at this host', () => {
+    const api = (env: Record<string, string>) => load({ ...HA, ...env }).ha!.apiConnectAddress;
+    expect(api({ PGREPL_CONNECT_ADDRESS: '127.0.0.1:6011', PGREPL_API_LISTEN: '127.0.0.1:6111' })).toEqual({ host: '127.0.0.1', port: 6111 });
+    expect(api({ PGREPL_CONNECT_ADDRESS: 'pg1.example:5432', PGREPL_API_LISTEN: '0.0.0.0:8008' })).toEqual({ host: 'pg1.example', port: 8008 });
+    expect(api({ PGREPL_CONNECT_ADDRESS: 'pg1.example:5432', PGREPL_API_LISTEN: '[::]:8008' })).toEqual({ host: 'pg1.example', port: 8008 });
+    expect(api({})).toEqual({ host: 'My-Host.example', port: 8008 });
   });
   it('normalises the endpoints: lower-case scheme, no trailing slash, IPv6 in brackets, no duplicates', () => {
     expect(load({ PGREPL_ETCD_ENDPOINTS: ' HTTPS://etcd1:2379/, https://[::1]:2379,https://etcd1:2379' }).ha!.etcd.endpoints).toEqual([
