@@ -4,13 +4,29 @@
  * 3-member etcd: another node leads, no acknowledged row is lost, never two nodes accept writes;
  * the killed node, started again on its PGDATA while the writers go on, rejoins by itself as a
  * standby of the new leader (rewind or follow), with every acknowledged row, never writable.
+ * And a client without a proxy follows the primary: psql with a libpq multi-host connection
+ * string (every node, target_session_attrs) lands on the old leader before and on the new one
+ * after (issue 12 part 4: what docs/ha.md tells clients to use).
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/cluster.js';
+import { PG_PATH } from '../support/env.js';
+import { SUPERUSER_PASSWORD } from '../support/node.js';
 import { entriesOf, haClusterForFile } from '../support/ha-cluster.js';
 import { createWritesTable, now, WRITES_TABLE, WriteRecorder } from '../support/write-recorder.js';
 
 let recorder: WriteRecorder | undefined;
+
+/** The port of the server psql reached through a multi-host connection string naming every node (the password by environment, never argv). */
+async function landsOn(ports: number[], attrs: string): Promise<number> {
+  const conninfo = `host=${ports.map(() => '127.0.0.1').join(',')} port=${ports.join(',')} user=postgres dbname=postgres connect_timeout=2 target_session_attrs=${attrs}`;
+  const { stdout } = await promisify(execFile)('psql', ['-XAtc', 'SELECT inet_server_port()', conninfo], {
+    env: { PATH: PG_PATH, PGPASSWORD: SUPERUSER_PASSWORD }, timeout: 30_000,
+  });
+  return Number(stdout.trim());
+}
 const ha = haClusterForFile({ slot: 1, env: { PGREPL_SYNC_STANDBYS: '1' }, more: () => recorder?.summary() ?? '' });
 
 describe('SIGKILL of the leader under write load (synchronous mode)', () => {
@@ -19,6 +35,9 @@ describe('SIGKILL of the leader under write load (synchronous mode)', () => {
     const old = ha.leader;
     const timelineBefore = await old.timeline();
     await createWritesTable(old.pgPort);
+    const ports = c.nodes.map((n) => n.pgPort);
+    expect(await landsOn(ports, 'read-write')).toBe(old.pgPort);
+    expect(await landsOn([...ports].reverse(), 'primary')).toBe(old.pgPort);
     recorder = WriteRecorder.start(c.nodes.map((n) => ({ name: n.name, port: n.pgPort })));
     try {
       await recorder.waitForAcks(old.name, 50);
@@ -27,6 +46,10 @@ describe('SIGKILL of the leader under write load (synchronous mode)', () => {
 
       const next = await c.waitForLeader({ not: old });
       await recorder.waitForAcks(next.name, 50, killedAt);
+      // The same connection strings now reach the new primary; prefer-standby a standby.
+      expect(await landsOn(ports, 'read-write')).toBe(next.pgPort);
+      expect(await landsOn([...ports].reverse(), 'primary')).toBe(next.pgPort);
+      expect(await landsOn(ports, 'prefer-standby')).not.toBe(next.pgPort);
 
       // Restarted on its PGDATA while the writers still write to it: it must come back a standby.
       old.start();
