@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 
 export const KUBERNETES_DIR = resolve(import.meta.dirname, '..', '..', 'kubernetes');
@@ -21,8 +22,9 @@ export interface Kustomization {
   images?: { name: string; newName?: string; newTag?: string }[];
 }
 
+/** YAML as Kubernetes reads it: YAML 1.1 (sigs.k8s.io/yaml), where 0400 is octal. */
 export function parseYamlFile(path: string): unknown[] {
-  return parseAllDocuments(readFileSync(path, 'utf8')).map((doc) => {
+  return parseAllDocuments(readFileSync(path, 'utf8'), { version: '1.1' }).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${path}: ${doc.errors.map((e) => e.message).join('; ')}`);
     return doc.toJS();
   });
@@ -125,4 +127,33 @@ export function containerEnv(container: { env?: EnvVar[] }, fields: Record<strin
 export function containerPort(container: { ports?: { name?: string; containerPort: number }[] }, port: string | number): number | undefined {
   if (typeof port === 'number') return container.ports?.some((p) => p.containerPort === port) ? port : undefined;
   return container.ports?.find((p) => p.name === port)?.containerPort;
+}
+
+/**
+ * Fields the Kubernetes API does not know, by TypeScript's excess property check against the
+ * kubernetes-models interfaces (generated from the same OpenAPI specification): the schemas
+ * themselves allow unknown fields, which the API server refuses (kubectl's default strict field
+ * validation) or drops. One message per object with such a field (the first one), else none.
+ */
+export function unknownFields(objects: K8sObject[]): string[] {
+  const root = resolve(KUBERNETES_DIR, '..');
+  const file = join(root, 'test', 'kubernetes-manifests.virtual.ts');
+  const modules = [...new Set(objects.map((o) => o.apiVersion))];
+  const text = [
+    ...modules.map((m, i) => `import type * as m${i} from 'kubernetes-models/${m}';`),
+    ...objects.map((o, i) => `export const o${i}: m${modules.indexOf(o.apiVersion)}.I${o.kind} = ${JSON.stringify(o)};`),
+  ].join('\n');
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022,
+    strict: true, noEmit: true, skipLibCheck: true, types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists } = host;
+  host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, text, language) : getSourceFile.call(host, name, language, ...rest));
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  return ts.getPreEmitDiagnostics(ts.createProgram([file], options, host)).map((d) => {
+    const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+    const o = line >= modules.length ? objects[line - modules.length] : undefined;
+    return `${o ? `${o.kind}/${o.metadata.name}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+  });
 }

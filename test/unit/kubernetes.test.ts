@@ -15,7 +15,7 @@ import { CONFIG_VARIABLES, loadConfig } from '../../src/config/env.js';
 import { UserError } from '../../src/errors.js';
 import { parseLag, startApi, type HaApi } from '../../src/ha/api.js';
 import {
-  containerEnv, containerPort, find, KUBERNETES_DIR, loadKustomization, loadManifests, type K8sObject,
+  containerEnv, containerPort, find, KUBERNETES_DIR, loadKustomization, loadManifests, unknownFields, type K8sObject,
 } from '../support/kubernetes.js';
 
 const manifests = loadManifests();
@@ -85,6 +85,23 @@ describe('the manifests', () => {
   });
 });
 
+describe('fields the schemas would let through', () => {
+  it('no object has a field Kubernetes does not know (the API server refuses or drops them; the schemas allow them)', () => {
+    expect(unknownFields(objects)).toEqual([]);
+  }, 30_000);
+
+  it('the check can fail: a misspelt probe and an unknown field deep in a pod template', () => {
+    const sts = structuredClone(pgreplSet);
+    sts.spec.template.spec.containers[0].readinesProbe = sts.spec.template.spec.containers[0].readinessProbe;
+    const svc = structuredClone(find(objects, 'Service', 'pgrepl'));
+    svc.spec.ports[0].protocl = 'TCP';
+    const found = unknownFields([svc, sts]);
+    expect(found).toHaveLength(2);
+    expect(found[0]).toMatch(/^Service\/pgrepl: .*'"protocl"' does not exist in type 'IServicePort'/);
+    expect(found[1]).toMatch(/^StatefulSet\/pgrepl: .*'"readinesProbe"' does not exist in type 'IContainer'/);
+  }, 30_000);
+});
+
 describe('references between the objects', () => {
   it('every Service selects the pods of one workload, and those pods have its target ports', () => {
     for (const svc of objects.filter((o) => o.kind === 'Service')) {
@@ -137,6 +154,8 @@ describe('references between the objects', () => {
       expect(Object.keys(secret.data), e.name).toContain(e.value.slice(mount.mountPath.length + 1));
     }
     expect(mount.readOnly).toBe(true);
+    // Read by the entrypoint as root, before it drops to postgres: nobody else needs them.
+    expect(secretVolume.secret.defaultMode).toBe(0o400);
   });
 
   it("no Service variables in pgrepl's environment (it would read POSTGRES_PORT_5432_TCP_ADDR as an upstream)", () => {
