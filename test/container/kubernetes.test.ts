@@ -22,10 +22,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import { Secret } from '../../src/config/secret.js';
+import { replicationPassword } from '../../src/config/token.js';
+import { identifySystem, withReplicationClient } from '../../src/postgres/replication.js';
 import { waitFor } from '../support/cluster.js';
 import { EtcdCluster } from '../support/etcd-cluster.js';
 import { containerEnv, containerPort, find, loadManifests, podFromStatefulSet } from '../support/kubernetes.js';
-import { IMAGE, SUPERUSER_PASSWORD, TOKEN, WORK, Scope, podman, podmanOk } from './support.js';
+import { IMAGE, SUPERUSER_PASSWORD, TOKEN, WORK, Scope, logs, podman, podmanOk } from './support.js';
 
 /** etcd's client port on the host (and its peer port, + 1): this file's, in 6301-6349. */
 const ETCD_PORT = 6321;
@@ -100,9 +103,8 @@ describe('kubernetes/pgrepl.yaml in podman kube play', () => {
       return { status: res?.status, body: (await res?.json().catch(() => undefined)) as Record<string, unknown> | undefined };
     };
     const primary = { httpGet: { port: 'api', path: '/primary' } };
-    const logs = async () => (await podman(['logs', ctr])).stderr + (await podman(['logs', ctr])).stdout;
     await waitFor('the pod to answer 200 on /primary', async () => (await probe(primary)).status === 200, 150_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await logs()}`);
+      throw new Error(`${err.message}\n${await logs(ctr)}`);
     });
 
     // The probes, as the kubelet sends them: 200, from the node named after the pod's host name.
@@ -137,6 +139,11 @@ describe('kubernetes/pgrepl.yaml in podman kube play', () => {
     };
     expect(await login(SUPERUSER_PASSWORD)).toBe(1);
     await expect(login('not-the-password')).rejects.toThrow(/password authentication failed/);
+    // ... and the replication token is the one in pgrepl-token: a standby with it may replicate.
+    const replicate = (token: string) =>
+      withReplicationClient({ host: ip, port: containerPort(container, 'postgresql')!, password: new Secret(replicationPassword(token)), applicationName: 'k8s_test' }, identifySystem);
+    expect((await replicate(TOKEN)).timeline).toBe(1);
+    await expect(replicate('not-the-token')).rejects.toThrow(/password authentication failed/);
 
     // The claim: PGDATA is inside the volume podman made for it.
     const mountpoint = (await podmanOk(['volume', 'inspect', claim, '--format', '{{.Mountpoint}}'])).trim();
