@@ -156,6 +156,9 @@ const spec = {
   ...haSpec,
 };
 
+/** Every variable the configuration reads (the _FILE variants too), for checking deployment files against. */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(spec), ...FILE_VARIANTS.map((name) => `${name}_FILE`)];
+
 
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
   checkHaOnly(rawEnv);
