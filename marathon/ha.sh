@@ -50,14 +50,8 @@ ETCD=${PGREPL_ETCD_ENDPOINTS:-}
 url='https?://[][A-Za-z0-9.:_-]+/?'
 [[ $ETCD =~ ^$url(,$url)*$ ]] ||
   die "PGREPL_ETCD_ENDPOINTS must be comma-separated http(s)://host:port URLs, e.g. http://etcd-0.example:2379,http://etcd-1.example:2379, not '$ETCD'"
-IMAGE=${PGREPL_IMAGE:-}
-[ -n "$IMAGE" ] || die "PGREPL_IMAGE is not set: export PGREPL_IMAGE=registry.example.com/pgrepl:17 (an image built from this repository that the agents can pull)"
-require_secrets POSTGRES_PASSWORD PGREPL_TOKEN
-DISK=$(int_setting PGREPL_DISK_SIZE 100 1)
-CPUS=$(cpus_setting 1)
-MEM=$(int_setting PGREPL_MEM 1024 32)
+new_node_settings
 GRACE=$(int_setting PGREPL_HEALTH_GRACE 300 0)
-KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
 PROXIES=$(int_setting PGREPL_HAPROXY_INSTANCES 2 1)
 PROXY_IMAGE=${PGREPL_HAPROXY_IMAGE:-haproxy:2.8}
 [[ $PROXY_IMAGE =~ ^[^[:space:]\"\\]+$ ]] || die "PGREPL_HAPROXY_IMAGE must be an image name, e.g. haproxy:2.8, not '$PROXY_IMAGE'"

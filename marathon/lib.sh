@@ -322,6 +322,18 @@ cpus_setting() {
   printf '%s\n' "$value"
 }
 
+# new_node_settings: for a node that runs initdb (primary.sh, ha.sh): IMAGE (PGREPL_IMAGE, required),
+# the secrets checked, DISK, CPUS, MEM and KILL_GRACE from the environment or their defaults.
+new_node_settings() {
+  IMAGE=${PGREPL_IMAGE:-}
+  [ -n "$IMAGE" ] || die "PGREPL_IMAGE is not set: export PGREPL_IMAGE=registry.example.com/pgrepl:17 (an image built from this repository that the agents can pull)"
+  require_secrets POSTGRES_PASSWORD PGREPL_TOKEN
+  DISK=$(int_setting PGREPL_DISK_SIZE 100 1)
+  CPUS=$(cpus_setting 1)
+  MEM=$(int_setting PGREPL_MEM 1024 32)
+  KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
+}
+
 # app_json ID ROLE VIP: a new node's app definition on stdout. Also reads IMAGE, DISK, CPUS, MEM,
 # GRACE, KILL_GRACE, PEERS (PGREPL_PEERS), and UPSTREAM_HOST, UPSTREAM_PORT, AVOID_HOSTS (a regex)
 # for a standby.
