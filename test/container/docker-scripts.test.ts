@@ -158,7 +158,7 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     // Without a name: every node as a tree (other tests' nodes may be listed too: only ours are looked at).
     const tree = await script('status.sh', []);
     expect(tree.code, tree.stderr).toBe(0);
-    expect(tree.stdout.split('\n').filter((l) => l.includes(tag)).map((l) => /^(?:[│ ] {2})*(?:[├└]─ )?\S+ +\S+/.exec(l)![0].replace(/ +/g, ' '))).toEqual([
+    expect(tree.stdout.split('\n').filter((l) => l.includes(tag)).map((l) => /^((?:[│ ] {2})*(?:[├└]─ )?\S+) +(\S+)/.exec(l)!.slice(1).join(' '))).toEqual([
       `${n1} primary`, `├─ ${n2} standby`, `│  └─ ${n4} standby`, `└─ ${n3} standby`,
     ]);
     for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
