@@ -7,10 +7,11 @@ import type { Command } from './local.js';
 import { promote } from './promote.js';
 import { restoreWalCommand } from './restore-wal.js';
 import { status } from './status.js';
+import { topology } from './topology.js';
 
 export const COMMANDS: Record<string, Command> = {
   status, promote, follow, health, 'archive-wal': archiveWalCommand, 'restore-wal': restoreWalCommand,
-  list, pause, resume, history, switchover, failover,
+  list, pause, resume, history, switchover, failover, topology,
 };
 
 export function commandHelp(): string {

@@ -350,6 +350,7 @@ class Agent {
       ...(l.receivedLsn && { receivedLsn: l.receivedLsn }),
       ...(l.replayedLsn && { replayedLsn: l.replayedLsn }),
       ...(l.writeLsn && { writeLsn: l.writeLsn }),
+      ...(streaming && l.walReceiver?.from && { upstream: l.walReceiver.from }),
       nofailover: this.settings.nofailover,
     };
   }
