@@ -9,8 +9,9 @@
 #                           standby.sh). Both secrets reach Marathon in the request body only: never
 #                           a command line, never this scripts' output.
 #   PGREPL_INSECURE=1       allow a missing POSTGRES_PASSWORD (the primary then trusts every
-#                           connection: POSTGRES_HOST_AUTH_METHOD=trust) or PGREPL_TOKEN (the
-#                           image's default token). For throw-away clusters only
+#                           connection: POSTGRES_HOST_AUTH_METHOD=trust). For throw-away clusters
+#                           only. Never a missing PGREPL_TOKEN: the image has no default token,
+#                           and a node without one does not replicate
 #   PGREPL_DISK_SIZE        persistent volume size in MiB: 100 for a primary, the primary's for a standby
 #   PGREPL_CPUS, PGREPL_MEM cpus (1) and memory in MiB (1024); a standby defaults to its primary's
 #   PGREPL_HEALTH_GRACE     seconds Marathon ignores failed health checks after a start: by default
@@ -282,29 +283,24 @@ refuse_taken_node_name() {
   [ -z "$taken" ] || die "$taken already has the node name $name that $2 would get (its replication slot name): choose another app id"
 }
 
-# require_secrets WHICH...: each of POSTGRES_PASSWORD / PGREPL_TOKEN named must be set, unless
-# PGREPL_INSECURE is.
+# require_secrets WHICH...: each of POSTGRES_PASSWORD / PGREPL_TOKEN named must be set. Only a
+# missing POSTGRES_PASSWORD may be let through, by PGREPL_INSECURE; without PGREPL_TOKEN a node
+# does not replicate (the image has no default token), and these scripts deploy nodes that do.
 require_secrets() {
   local var
   for var in "$@"; do
-    if [ -z "${!var:-}" ]; then
-      if is_true "${PGREPL_INSECURE:-}"; then
-        warn "$var is not set and PGREPL_INSECURE is: $(insecure_effect "$var")"
-      else
-        case $var in
-          POSTGRES_PASSWORD) die "POSTGRES_PASSWORD is not set: export POSTGRES_PASSWORD=... (the superuser's password) and run again (PGREPL_INSECURE=1 goes on without one: every connection trusted)" ;;
-          PGREPL_TOKEN) die "PGREPL_TOKEN is not set: export PGREPL_TOKEN=... (the same long random value for every node) and run again (PGREPL_INSECURE=1 goes on with the image's default token)" ;;
-        esac
-      fi
-    fi
+    [ -z "${!var:-}" ] || continue
+    case $var in
+      POSTGRES_PASSWORD)
+        if is_true "${PGREPL_INSECURE:-}"; then
+          warn "POSTGRES_PASSWORD is not set and PGREPL_INSECURE is: the primary trusts every connection (POSTGRES_HOST_AUTH_METHOD=trust)"
+        else
+          die "POSTGRES_PASSWORD is not set: export POSTGRES_PASSWORD=... (the superuser's password) and run again (PGREPL_INSECURE=1 goes on without one: every connection trusted)"
+        fi
+        ;;
+      PGREPL_TOKEN) die "PGREPL_TOKEN is not set: export PGREPL_TOKEN=... (the same long random value for every node) and run again; the image has no default token, and a node without one does not replicate" ;;
+    esac
   done
-}
-
-insecure_effect() {
-  case $1 in
-    POSTGRES_PASSWORD) printf 'the primary trusts every connection (POSTGRES_HOST_AUTH_METHOD=trust)\n' ;;
-    PGREPL_TOKEN) printf "replication uses the image's default token, which everyone knows\n" ;;
-  esac
 }
 
 # health_grace DISK_MIB: PGREPL_HEALTH_GRACE, or 900 s, or 1 s per 10 MiB if more.

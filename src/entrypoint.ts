@@ -4,7 +4,7 @@
  * PGREPL_ETCD_ENDPOINTS, the HA agent (ha/agent.ts), which stays beside postgres. This file only
  * wires them in; it decides nothing and does no work of its own.
  */
-import type { Config } from './config/env.js';
+import { checkNodeStart, type Config } from './config/env.js';
 import { runAgent } from './ha/agent.js';
 import { handOver } from './handover/exec.js';
 import { postgresEnv } from './handover/postgres-env.js';
@@ -14,6 +14,7 @@ import { cleanUp, start, stoppedError } from './startup.js';
 import type { StepContext } from './steps/context.js';
 
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
+  checkNodeStart(cfg);
   for (const warning of cfg.warnings) log.warn(warning);
   if (cfg.ha) return runAgent(cfg, postgresArgs);
   let context: StepContext | undefined;

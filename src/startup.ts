@@ -26,7 +26,7 @@ import { initdb } from './steps/initdb.js';
 import { runInitScripts } from './steps/init-scripts.js';
 import { promoteTempServer } from './steps/promote.js';
 import { recordState } from './steps/record-state.js';
-import { setReplicationRole } from './steps/replication-role.js';
+import { lockReplicationRole, setReplicationRole } from './steps/replication-role.js';
 import { rewind } from './steps/rewind.js';
 import { writeSettings } from './steps/settings.js';
 import { createSlot, dropOldSlot } from './steps/slot.js';
@@ -59,6 +59,7 @@ export async function planStart(cfg: Config): Promise<{ plan: Exclude<Plan, { re
     slots: cfg.slots,
     upstreamTimeoutSeconds: cfg.upstreamTimeoutSeconds,
     fence: cfg.fence,
+    replicationOn: cfg.replicationOn,
   });
   if ('refuse' in plan) throw new UserError(plan.refuse);
   log.info(
@@ -105,6 +106,7 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
     case 'create-databases': return createDatabases(ctx);
     case 'allow-host-connections': return allowHostConnections(ctx);
     case 'set-replication-role': return setReplicationRole(ctx);
+    case 'lock-replication-role': return lockReplicationRole(ctx);
     case 'run-init-scripts': return runInitScripts(ctx);
     case 'promote-temp-server': return promoteTempServer(ctx);
     case 'stop-temp-server': return stopTempServer(ctx);

@@ -11,7 +11,7 @@ import { UserError } from '../errors.js';
 import { checkHaOnly, haConfig, haSpec, type HaConfig } from './ha.js';
 import { Secret } from './secret.js';
 import type { SyncCommit } from '../postgres/settings.js';
-import { DEFAULT_TOKEN, replicationPassword } from './token.js';
+import { replicationPassword } from './token.js';
 import {
   absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, mayHoldCredentials, nodeName,
   nonNegativeInt, oneOf, peerList, positiveInt, sanitiseNodeName, tcpPort, walSize,
@@ -40,9 +40,14 @@ export interface Config {
   port: number;
   /** Where this node's Unix socket lives (the official image's and Debian's default). */
   socketDir: string;
-  token: Secret;
-  tokenIsDefault: boolean;
-  /** md5 hex of token + "\n": the pgrepl role's password. */
+  /** PGREPL_TOKEN; without it a PRIMARY runs with replication off (a STANDBY and HA mode refuse). */
+  token: Secret | undefined;
+  /** A token was given: the pgrepl role logs in and pg_hba lets it replicate. */
+  replicationOn: boolean;
+  /**
+   * md5 hex of token + "\n": the pgrepl role's password. Without a token its reveal() throws:
+   * only a PRIMARY may start without one, and a PRIMARY without peers never logs in as pgrepl.
+   */
   replicationPassword: Secret;
   debug: boolean;
   logFormat: 'json' | 'pretty';
@@ -72,7 +77,7 @@ export interface Config {
    * are empty (etcd decides) and role is only a bootstrap hint.
    */
   ha?: HaConfig;
-  /** Things worth saying loudly at start, e.g. the default token. */
+  /** Things worth saying loudly at start, e.g. that replication is off. */
   warnings: string[];
 }
 
@@ -160,6 +165,38 @@ const spec = {
 export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(spec), ...FILE_VARIANTS.map((name) => `${name}_FILE`)];
 
 
+/** The one warning of a PRIMARY started without a token. */
+export const REPLICATION_OFF =
+  'PGREPL_TOKEN is not set: replication is off. This node runs as a plain PostgreSQL server: the role pgrepl cannot log in and pg_hba.conf has no replication rule for it. To turn replication on, start it again with PGREPL_TOKEN (or PGREPL_TOKEN_FILE) set to a long random value, the same on every node';
+
+/**
+ * Without a token only a plain PRIMARY may start (with replication off): what would have to log in
+ * as pgrepl, or wait for a standby that cannot, is refused before anything touches PGDATA.
+ */
+function refuseWithoutToken(role: Role, hasPeers: boolean, syncStandbys: number): void {
+  const set = 'set PGREPL_TOKEN (or PGREPL_TOKEN_FILE)';
+  if (role === 'STANDBY') {
+    throw new UserError(`PGREPL_ROLE=STANDBY needs PGREPL_TOKEN: a standby logs in to its upstream with it; ${set} to the token of its upstream`);
+  }
+  if (hasPeers) {
+    throw new UserError(`PGREPL_PEERS needs PGREPL_TOKEN: this node asks its peers what they are over replication connections, which log in with it; ${set}, the same on every node, or unset PGREPL_PEERS`);
+  }
+  if (syncStandbys > 0) {
+    throw new UserError(`PGREPL_SYNC_STANDBYS=${syncStandbys} needs PGREPL_TOKEN: without it replication is off, no standby can connect, and every commit would wait for one forever; ${set}, the same on every node, or set PGREPL_SYNC_STANDBYS=0`);
+  }
+}
+
+/**
+ * What starting a node needs beyond what every command needs. HA nodes replicate from each other
+ * whatever role etcd gives them, so HA mode needs a token to start; the HA commands (`pgrepl
+ * list`, `switchover`) only talk to etcd and run without one.
+ */
+export function checkNodeStart(cfg: Config): void {
+  if (cfg.ha && !cfg.replicationOn) {
+    throw new UserError('PGREPL_ETCD_ENDPOINTS (HA mode) needs PGREPL_TOKEN: HA nodes replicate from each other and log in with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value, the same on every node');
+  }
+}
+
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
   checkHaOnly(rawEnv);
   const env = withoutEmptyValues(resolveFileVariants(rawEnv));
@@ -190,12 +227,10 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     );
   }
 
-  const tokenIsDefault = e.PGREPL_TOKEN === undefined;
-  const token = e.PGREPL_TOKEN ?? DEFAULT_TOKEN;
-  if (tokenIsDefault) {
-    warnings.push(
-      'PGREPL_TOKEN is not set: using the well-known default token, so anyone who can reach this node can replicate all of its data. Set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value on every node',
-    );
+  const token = e.PGREPL_TOKEN;
+  if (token === undefined && !ha) {
+    refuseWithoutToken(e.PGREPL_ROLE, e.PGREPL_PEERS.length > 0, e.PGREPL_SYNC_STANDBYS);
+    warnings.push(REPLICATION_OFF);
   }
 
   const initdbArgs = e.POSTGRES_INITDB_ARGS.split(/\s+/).filter((a) => a !== '');
@@ -228,9 +263,11 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     pgdata: e.PGDATA,
     port: e.PGPORT,
     socketDir: SOCKET_DIR,
-    token: new Secret(token),
-    tokenIsDefault,
-    replicationPassword: new Secret(replicationPassword(token)),
+    token: token === undefined ? undefined : new Secret(token),
+    replicationOn: token !== undefined,
+    replicationPassword: token === undefined
+      ? Secret.missing('the replication password is needed, but PGREPL_TOKEN is not set (replication is off)')
+      : new Secret(replicationPassword(token)),
     debug: e.PGREPL_DEBUG,
     logFormat: e.PGREPL_LOG_FORMAT,
     postgresUser: e.POSTGRES_USER,

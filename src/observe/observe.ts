@@ -23,8 +23,11 @@ export interface Observation {
   strayClusters?: StrayCluster[] | undefined;
   binariesMajor: number;
   runningAsRoot: boolean;
-  /** The pgrepl role's password in the cluster is the one derived from the current token. */
-  replicationPasswordCurrent: boolean;
+  /**
+   * The pgrepl role is as the configuration wants it, as recorded by the last start: its password
+   * the one derived from the current token, or, without a token, locked (it cannot log in).
+   */
+  replicationRoleCurrent: boolean;
   lastRole: Role | undefined;
   /** The newest timeline this node was a standby on, from its state (NodeState.standbyTimeline). */
   standbyTimeline?: number | undefined;
@@ -84,7 +87,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     pgdata,
     binariesMajor: major,
     runningAsRoot: process.getuid?.() === 0,
-    replicationPasswordCurrent: false,
+    replicationRoleCurrent: false,
     lastRole: undefined,
     replicationAuthMethod: undefined,
     follow: undefined,
@@ -104,7 +107,9 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.follow = read.state?.follow;
     obs.fenced = read.state?.fenced;
     obs.replicationAuthMethod = auth?.method;
-    obs.replicationPasswordCurrent = auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint);
+    obs.replicationRoleCurrent = cfg.replicationOn
+      ? auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint)
+      : read.state?.replicationOff === true;
   }
   const target = effectiveUpstream(cfg.upstream, obs.follow);
   if (cfg.role === 'STANDBY' && target && !unusable(pgdata, major)) {
@@ -126,7 +131,8 @@ export async function observe(cfg: Config): Promise<Observation> {
   }
   // Fencing: a PRIMARY about to open for writes first looks at its peers (and a fenced node at
   // the peer it follows), all at once, one try each.
-  if (cfg.role === 'PRIMARY' && pgdata.kind === 'cluster' && !unusable(pgdata, major) && (cfg.peers.length > 0 || obs.fenced)) {
+  // (Without a token there are no peers, and a fenced node is refused: nothing to ask.)
+  if (cfg.role === 'PRIMARY' && cfg.replicationOn && pgdata.kind === 'cluster' && !unusable(pgdata, major) && (cfg.peers.length > 0 || obs.fenced)) {
     const targets = [...cfg.peers];
     const fenced = obs.fenced;
     if (fenced && !targets.some((t) => hostPort(t) === hostPort(fenced))) targets.push({ host: fenced.host, port: fenced.port });

@@ -11,7 +11,7 @@ import { log } from '../log.js';
 import { identifySystem, withReplicationClient, type SystemIdentity } from '../postgres/replication.js';
 
 /** Why a server that answered would not let this node replicate. */
-export type Refusal = 'password' | 'no replication role' | 'not allowed';
+export type Refusal = 'password' | 'no replication role' | 'cannot log in' | 'not allowed';
 
 export type UpstreamFound =
   | ({ reachable: true } & SystemIdentity)
@@ -28,7 +28,12 @@ function describe(err: unknown): string {
 function refusal(err: unknown): Refusal | undefined {
   const e = err as { code?: string; message?: string };
   if (e.code === '28P01') return 'password';
-  if (e.code === '28000') return /role "[^"]*" does not exist/.test(e.message ?? '') ? 'no replication role' : 'not allowed';
+  if (e.code === '28000') {
+    if (/role "[^"]*" does not exist/.test(e.message ?? '')) return 'no replication role';
+    // NOLOGIN: a primary started without PGREPL_TOKEN locks the role (replication off).
+    if (/role "[^"]*" is not permitted to log in/.test(e.message ?? '')) return 'cannot log in';
+    return 'not allowed';
+  }
   return undefined;
 }
 

@@ -169,6 +169,13 @@ export function withInclude(postgresqlConf: string, includeLine: string, setting
 }
 
 
+/** Where pgrepl's block is in a pg_hba.conf: from its first line to just after its last; undefined if it has none. */
+function replicationBlock(hba: string): { start: number; end: number } | undefined {
+  const start = hba.indexOf(HBA_BEGIN);
+  const end = hba.indexOf(HBA_END);
+  return start !== -1 && end > start ? { start, end: end + HBA_END.length } : undefined;
+}
+
 /**
  * pg_hba.conf with pgrepl's block (re)written at the top. At the top because rules match first
  * to last, and initdb's defaults trust replication from localhost: the replication role must
@@ -182,12 +189,16 @@ export function withReplicationRules(hba: string, cidrs: string[], method: Passw
     ...cidrs.map((c) => `host\tpostgres\t${REPLICATION_USER}\t${c}\t${method}`),
     HBA_END,
   ].join('\n');
-  const start = hba.indexOf(HBA_BEGIN);
-  const end = hba.indexOf(HBA_END);
-  if (start !== -1 && end > start) {
-    return hba.slice(0, start) + block + hba.slice(end + HBA_END.length);
-  }
+  const found = replicationBlock(hba);
+  if (found) return hba.slice(0, found.start) + block + hba.slice(found.end);
   return `${block}\n\n${hba}`;
+}
+
+/** pg_hba.conf without pgrepl's block (replication off): as it was before the block was added. */
+export function withoutReplicationRules(hba: string): string {
+  const found = replicationBlock(hba);
+  if (!found) return hba;
+  return hba.slice(0, found.start) + hba.slice(found.end).replace(/^\n\n?/, '');
 }
 
 /**
@@ -197,10 +208,9 @@ export function withReplicationRules(hba: string, cidrs: string[], method: Passw
  * would reject an md5 verifier, so a standby keeps the method it was cloned with.
  */
 export function replicationMethodIn(hba: string): PasswordEncryption | undefined {
-  const start = hba.indexOf(HBA_BEGIN);
-  const end = hba.indexOf(HBA_END);
-  if (start === -1 || end < start) return undefined;
-  const m = /^host\s+replication\s+\S+\s+\S+\s+(md5|scram-sha-256)\s*$/m.exec(hba.slice(start, end));
+  const found = replicationBlock(hba);
+  if (!found) return undefined;
+  const m = /^host\s+replication\s+\S+\s+\S+\s+(md5|scram-sha-256)\s*$/m.exec(hba.slice(found.start, found.end));
   return m ? (m[1] as PasswordEncryption) : undefined;
 }
 
