@@ -208,7 +208,7 @@ describe("the pgrepl container's environment, as src/config reads it", () => {
     expect(cfg.nodeNameFromEnv).toBe(false);
     expect(cfg.pgdata.startsWith(`${pgrepl.volumeMounts.find((m: { name: string }) => m.name === 'data').mountPath}/`)).toBe(true);
     expect(cfg.postgresPassword?.reveal()).toBe('POSTGRES_PASSWORD_FILE-value');
-    expect(cfg.tokenIsDefault).toBe(false);
+    expect(cfg.replicationOn).toBe(true);
   });
 
   it('PGREPL_NODE_NAME=$(POD_NAME) would be refused: a pod name has a hyphen, a node name is a slot name', () => {
