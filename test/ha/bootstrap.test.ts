@@ -74,6 +74,9 @@ describe('HA bootstrap of three empty nodes started at once', () => {
       ...standbys().map((n) => [n.name, 'standby', false, `127.0.0.1:${n.pgPort}`]),
     ]);
     for (const m of listed.members.slice(1)) expect(m.state).toBe('streaming');
+    // Each standby publishes whom it streams from: the leader (what the tree of pgrepl list hangs it under).
+    await waitFor('the standbys publishing their upstream', async () =>
+      (await c.list()).members.slice(1).every((m) => m.upstream === `127.0.0.1:${ha.leader.pgPort}` && m.upstreamMember === ha.leader.name));
 
     // Every agent's /cluster is the same listing (positions move on: compared without them), as of
     // its last loop's read of etcd: the same within a loop.
