@@ -17,7 +17,8 @@ import { join, resolve } from 'node:path';
 import { checkAbsolutePath } from '../config/validators.js';
 import { UserError } from '../errors.js';
 import { fsyncDir } from '../util/atomic-file.js';
-import { EXIT_USAGE, parseArgs, type Command } from './local.js';
+import { EXIT_USAGE, parseArgs, type Command } from './args.js';
+import { COMMAND_HELP } from './help.js';
 
 /** WAL segments, timeline history files, backup labels and partial segments: all PostgreSQL archives. */
 const WAL_NAME = /^[0-9A-F]{8}(?:\.history|[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?)$/;
@@ -123,11 +124,9 @@ export async function archiveWal(source: string, name: string, dir: string): Pro
   return 'archived';
 }
 
-const USAGE = 'pgrepl archive-wal [--dir DIR] WALPATH WALNAME';
+const USAGE = COMMAND_HELP['archive-wal'].usage;
 
 export const archiveWalCommand: Command = {
-  summary: "archive_command (%p %f): copy a WAL file into the archive, atomically, never over a different one",
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { values: ['dir'], positional: 2 }, USAGE);
     if (a.positional.length !== 2) throw new UserError(`archive-wal needs WALPATH and WALNAME (%p %f); usage: ${USAGE}`, EXIT_USAGE);
