@@ -43,8 +43,10 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   if (first === 'help') return help(rest);
-  if (first === 'postgres') return (await import('./entrypoint.js')).startNode(rest);
-  if (first.startsWith('-')) return (await import('./entrypoint.js')).startNode(argv);
+  if (first === 'postgres' || first.startsWith('-')) {
+    (await import('./observe/binaries.js')).probeBinaries(); // observe asks for it; meanwhile the entrypoint loads
+    return (await import('./entrypoint.js')).startNode(first === 'postgres' ? rest : argv);
+  }
   if (isCommand(first)) return runCommand(first, rest);
   return (await import('./handover/exec.js')).handOver(first, rest, process.env);
 }
