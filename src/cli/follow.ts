@@ -18,15 +18,14 @@ import { writeNodeSettings } from '../steps/settings.js';
 import { dropOldSlot } from '../steps/slot.js';
 import { refuseInHaMode } from './ha.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
-const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
+const USAGE = COMMAND_HELP.follow.usage;
 /** How long follow keeps trying to reach the new upstream. */
 const FOLLOW_PATIENCE_S = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const follow: Command = {
-  summary: 'point this standby at another upstream, without re-cloning; kept across restarts',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'], positional: 1 }, USAGE);
     if (a.positional.length !== 1) throw new UserError(`follow needs exactly one HOST[:PORT]; usage: ${USAGE}`, EXIT_USAGE);

@@ -12,6 +12,7 @@ import { inRecovery } from '../postgres/promote.js';
 import { upstreamWalPosition } from '../postgres/replication.js';
 import { readPhase } from '../state/phase.js';
 import { EXIT_USAGE, nodeConfig, parseArgs, print, withNode, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
 export const HEALTHY = 0;
 export const UNHEALTHY = 1;
@@ -57,11 +58,9 @@ async function standbyVerdict(c: pg.Client, cfg: Config, maxLag: number | undefi
     : [HEALTHY, `healthy: standby, streaming, ${lag} bytes behind the upstream${where}${asked}`];
 }
 
-const USAGE = 'pgrepl health [--primary|--standby] [--max-lag BYTES]';
+const USAGE = COMMAND_HELP.health.usage;
 
 export const health: Command = {
-  summary: 'exit 0 healthy, 1 unhealthy, 2 still starting (waiting, cloning, recovering)',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['primary', 'standby'], values: ['max-lag'] }, USAGE);
     if (a.flags.has('primary') && a.flags.has('standby')) throw new UserError(`--primary and --standby exclude each other; usage: ${USAGE}`, EXIT_USAGE);

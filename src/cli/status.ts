@@ -14,6 +14,7 @@ import { walReceiver, walSenders } from '../postgres/server-state.js';
 import { readNodeState } from '../state/node-state.js';
 import { temporarySlotName } from '../steps/clone.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
 export interface NodeStatus {
   role: 'primary' | 'standby';
@@ -165,11 +166,9 @@ function render(s: NodeStatus): string[] {
   return lines;
 }
 
-const USAGE = 'pgrepl status [--json]';
+const USAGE = COMMAND_HELP.status.usage;
 
 export const status: Command = {
-  summary: "this node's role, timeline, upstream and lag; its standbys and slots",
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, USAGE);
     const cfg = nodeConfig();

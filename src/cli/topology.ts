@@ -13,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { formatLag } from '../ha/list.js';
 import { treeLines } from '../util/tree.js';
-import { parseArgs, type Command } from './local.js';
+import { parseArgs, type Command } from './args.js';
+import { COMMAND_HELP } from './help.js';
 import type { NodeStatus } from './status.js';
 
 /** One node as docker/status.sh hands it over. */
@@ -67,11 +68,9 @@ function entriesFrom(text: string): TopologyEntry[] {
   return v as TopologyEntry[];
 }
 
-const USAGE = 'pgrepl topology < statuses.json';
+const USAGE = COMMAND_HELP.topology.usage;
 
 export const topology: Command = {
-  summary: 'draw a cluster (not HA) as a tree from its nodes\' pgrepl status --json (docker/status.sh)',
-  usage: USAGE,
   async run(args) {
     parseArgs(args, {}, USAGE);
     process.stdout.write(topologyTable(entriesFrom(readFileSync(0, 'utf8'))));
