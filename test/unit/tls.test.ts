@@ -3,14 +3,17 @@
  * input one line naming the variable; hostssl rules; libpq's and node-postgres's TLS options.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
+import { UserError } from '../../src/errors.js';
 import { TLS_DIR } from '../../src/layout.js';
 import { conninfo, renderSettings, replicationMethodIn, withReplicationRules } from '../../src/postgres/settings.js';
 import { libpqTls, libpqTlsEnv, pgSsl, serverTlsFiles } from '../../src/postgres/tls.js';
+import { writeTlsFiles } from '../../src/steps/tls.js';
 import { configErrorOf } from '../support/config.js';
 
 const load = (env: Record<string, string>) => loadConfig({ PGREPL_TOKEN: 'a-test-token', ...env }, 'host');
@@ -120,5 +123,43 @@ describe('rendering', () => {
     expect(pgSsl({ ca: 'PEM' })).toEqual({ ca: 'PEM', rejectUnauthorized: true });
     const c = conninfo({ host: 'h', port: 1, passfile: '/p', applicationName: 'a', slot: undefined, tls: libpqTls({ ca: undefined }, '/d') });
     expect(c).toContain("sslmode='require'");
+  });
+});
+
+describe('the files in PGDATA (steps/tls.ts)', () => {
+  const tlsDir = (pgdata: string) => join(pgdata, TLS_DIR);
+
+  it('self-signed: made once for this node with openssl (key 0600), kept on the next start, made anew for another node', async () => {
+    const pgdata = join(dir, 'self');
+    const cfg = load({ PGREPL_TLS: 'self-signed', PGDATA: pgdata, PGREPL_NODE_NAME: 'pg_one' });
+    await writeTlsFiles(cfg);
+    const cert = readFileSync(join(tlsDir(pgdata), 'self-signed.crt'), 'utf8');
+    expect(new X509Certificate(cert).subject).toBe('CN=pg_one');
+    expect(statSync(join(tlsDir(pgdata), 'self-signed.key')).mode & 0o777).toBe(0o600);
+    await writeTlsFiles(cfg);
+    expect(readFileSync(join(tlsDir(pgdata), 'self-signed.crt'), 'utf8')).toBe(cert);
+    // A copy of this PGDATA started as another node makes that node's own.
+    await writeTlsFiles(load({ PGREPL_TLS: 'self-signed', PGDATA: pgdata, PGREPL_NODE_NAME: 'pg_two' }));
+    expect(new X509Certificate(readFileSync(join(tlsDir(pgdata), 'self-signed.crt'))).subject).toBe('CN=pg_two');
+  });
+
+  it('self-signed without openssl on PATH: one line that says what to do', async () => {
+    const cfg = load({ PGREPL_TLS: 'self-signed', PGDATA: join(dir, 'no-openssl') });
+    const path = process.env.PATH;
+    process.env.PATH = join(dir, 'empty-bin');
+    try {
+      await expect(writeTlsFiles(cfg)).rejects.toThrow(new UserError('PGREPL_TLS=self-signed needs the openssl command to make this node\'s certificate, and there is none on PATH: install openssl (the official Debian-based postgres images have it), or give PGREPL_TLS_CERT and PGREPL_TLS_KEY instead'));
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('given files: copied as postgres wants them (0600), the CA beside them', async () => {
+    const pgdata = join(dir, 'given');
+    await writeTlsFiles(load({ PGREPL_TLS_CERT: file('a.crt'), PGREPL_TLS_KEY: file('a.key'), PGREPL_TLS_CA: file('b.crt'), PGDATA: pgdata }));
+    for (const [copy, original] of [['server.crt', 'a.crt'], ['server.key', 'a.key'], ['ca.crt', 'b.crt']] as const) {
+      expect(readFileSync(join(tlsDir(pgdata), copy), 'utf8')).toBe(readFileSync(file(original), 'utf8'));
+      expect(statSync(join(tlsDir(pgdata), copy)).mode & 0o777).toBe(0o600);
+    }
   });
 });
