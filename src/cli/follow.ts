@@ -12,7 +12,7 @@ import { observeUpstream } from '../observe/upstream.js';
 import { log } from '../log.js';
 import { effectiveUpstream, hostPort } from '../plan/upstream.js';
 import { inRecovery } from '../postgres/promote.js';
-import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { createPhysicalSlot, replicationTarget, withReplicationClient } from '../postgres/replication.js';
 import { readNodeState, updateNodeState } from '../state/node-state.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import { dropOldSlot } from '../steps/slot.js';
@@ -54,7 +54,7 @@ export const follow: Command = {
     // A minute of patience: right after a failover the new upstream may be busy, or briefly out
     // of reach while the network forgets the old primary (seen with podman's bridge networks).
     const found = await observeUpstream({
-      upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: FOLLOW_PATIENCE_S, patienceFrom: 'follow\'s wait',
+      target: replicationTarget(cfg, target), patienceSeconds: FOLLOW_PATIENCE_S, patienceFrom: 'follow\'s wait',
     });
     const where = hostPort(target);
     if (!found.reachable) throw new UserError(`the new upstream ${where} does not answer (${found.error}): nothing was changed`);
@@ -64,7 +64,7 @@ export const follow: Command = {
     if (found.major !== major) throw new UserError(`the new upstream ${where} runs PostgreSQL ${found.major}, this node ${major}: nothing was changed`);
 
     if (cfg.slots) {
-      await withReplicationClient({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, (c) => createPhysicalSlot(c, cfg.nodeName));
+      await withReplicationClient(replicationTarget(cfg, target), (c) => createPhysicalSlot(c, cfg.nodeName));
     }
     await updateNodeState(cfg.pgdata, me, { follow: { host: target.host, port: target.port, envUpstream: hostPort(cfg.upstream) } });
     await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method });

@@ -10,6 +10,7 @@ import { cleanEnv, str } from 'envalid';
 import { UserError } from '../errors.js';
 import { checkHaOnly, haConfig, haSpec, type HaConfig } from './ha.js';
 import { Secret } from './secret.js';
+import { tlsConfig, type TlsConfig } from './tls.js';
 import type { SyncCommit } from '../postgres/settings.js';
 import { replicationPassword } from './token.js';
 import {
@@ -20,6 +21,7 @@ import {
 
 export type Role = 'PRIMARY' | 'STANDBY';
 export type { HaConfig } from './ha.js';
+export type { TlsConfig } from './tls.js';
 
 export const GESTALT_DATABASES = [
   'gestalt-security', 'gestalt-meta', 'gestalt-lambda', 'gestalt-laser', 'gestalt-apigateway', 'gestalt-kong',
@@ -72,6 +74,8 @@ export interface Config {
   syncCommit: SyncCommit;
   peers: HostPort[];
   fence: 'rejoin' | 'refuse';
+  /** TLS for replication and rewind (PGREPL_TLS_*, config/tls.ts); undefined: off. */
+  tls: TlsConfig | undefined;
   /**
    * HA mode (PGREPL_ETCD_ENDPOINTS, SPEC §7); undefined without it. With it, upstream and peers
    * are empty (etcd decides) and role is only a bootstrap hint.
@@ -84,10 +88,11 @@ export interface Config {
 export const SOCKET_DIR = '/var/run/postgresql';
 
 /** Variables that may instead be given as a file (Docker/Kubernetes secrets), as in the official image. */
-const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD'];
+const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD',
+  'PGREPL_TLS_CERT', 'PGREPL_TLS_KEY', 'PGREPL_TLS_CA'];
 
 /** Values never echoed back in an error message. */
-const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD']);
+const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD', 'PGREPL_TLS_KEY']);
 
 /** Variables where an empty value means something (an empty list), not "unset". */
 const EMPTY_IS_A_VALUE = new Set(['PGREPL_GESTALT_DATABASES']);
@@ -158,6 +163,11 @@ const spec = {
   PGREPL_SYNC_COMMIT: oneOf(['on', 'remote_apply', 'remote_write', 'local', 'off'] as const, 'PGREPL_SYNC_COMMIT=remote_apply')({ default: 'on' }),
   PGREPL_PEERS: peerList('PGREPL_PEERS=pg1:5432,pg2:5432')({ default: [] }),
   PGREPL_FENCE: oneOf(['rejoin', 'refuse'] as const, 'PGREPL_FENCE=rejoin')({ default: 'rejoin' }),
+  PGREPL_TLS: oneOf(['self-signed'] as const, 'PGREPL_TLS=self-signed')({ default: undefined }),
+  // A PEM file's path or the PEM itself; read and checked by config/tls.ts.
+  PGREPL_TLS_CERT: str({ default: undefined }),
+  PGREPL_TLS_KEY: str({ default: undefined }),
+  PGREPL_TLS_CA: str({ default: undefined }),
   ...haSpec,
 };
 
@@ -213,6 +223,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
   });
 
   const warnings: string[] = [];
+  const tls = tlsConfig(env, e.PGREPL_TLS);
   const ha = haConfig({ env: e, raw: env, role: e.PGREPL_ROLE, port: e.PGPORT, hostName: host_name, warnings });
   const upstream: Upstream | undefined = ha
     ? undefined
@@ -290,6 +301,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     syncCommit: e.PGREPL_SYNC_COMMIT,
     peers: ha ? [] : e.PGREPL_PEERS,
     fence: e.PGREPL_FENCE,
+    tls,
     ...(ha && { ha }),
     warnings,
   };

@@ -20,7 +20,7 @@ import { log } from '../log.js';
 import type { PostgresChild } from '../handover/postgres-child.js';
 import { ident, literal } from '../postgres/client.js';
 import { promote as promoteServer } from '../postgres/promote.js';
-import { converse, createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { converse, createPhysicalSlot, replicationTarget, withReplicationClient } from '../postgres/replication.js';
 import { start } from '../startup.js';
 import { readPidFile } from '../steps/temp-server.js';
 import { writeNodeSettings } from '../steps/settings.js';
@@ -186,7 +186,7 @@ async function follow(ctx: PgActContext, leader: HostPort, how: 'reload' | 'rest
 
 async function createSlotOn(ctx: PgActContext, on: HostPort): Promise<void> {
   const name = ctx.cfg.nodeName;
-  const created = await withReplicationClient({ ...on, password: ctx.cfg.replicationPassword, applicationName: name }, (c) => createPhysicalSlot(c, name));
+  const created = await withReplicationClient(replicationTarget(ctx.cfg, on, name), (c) => createPhysicalSlot(c, name));
   if (created) log.info({ slot: name, on: `${on.host}:${on.port}` }, "created this node's slot on the leader");
 }
 

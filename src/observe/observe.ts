@@ -9,7 +9,7 @@ import type { Config, Role } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
 import { hostPort, upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
-import { serverInRecovery, slotExists } from '../postgres/replication.js';
+import { replicationTarget, serverInRecovery, slotExists } from '../postgres/replication.js';
 import { fingerprintMatches, readNodeState, type FenceRecord, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
 import { clearPhase, writePhase } from '../state/phase.js';
 import { binariesMajor, parseMajor } from './binaries.js';
@@ -58,13 +58,13 @@ export interface PeerFound {
 /** One try at a peer: what system and timeline it is (replication connection), and whether it is a standby. */
 async function probePeer(cfg: Config, target: HostPort): Promise<PeerFound> {
   const found = await observeUpstream({
-    upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 0, label: 'peer',
+    target: replicationTarget(cfg, target), patienceSeconds: 0, label: 'peer',
   });
   if (!found.reachable) {
     log.info({ peer: hostPort(target), error: found.error }, `peer ${hostPort(target)} does not answer`);
     return { target, found, inRecovery: undefined };
   }
-  const inRecovery = await serverInRecovery({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName });
+  const inRecovery = await serverInRecovery(replicationTarget(cfg, target));
   return { target, found, inRecovery };
 }
 
@@ -118,14 +118,12 @@ export async function observe(cfg: Config): Promise<Observation> {
     const patience = upstreamPatience(pgdata, obs.lastRole, cfg.upstreamTimeoutSeconds);
     if (patience > 5) writePhase(cfg.socketDir, cfg.port, 'waiting for upstream');
     const found = await observeUpstream({
-      upstream: target,
-      password: cfg.replicationPassword,
-      applicationName: cfg.nodeName,
+      target: replicationTarget(cfg, target),
       patienceSeconds: patience,
     }).finally(() => clearPhase(cfg.socketDir, cfg.port));
     // Whether this node's slot is there (undefined: could not be asked).
     const slotThere = found.reachable && cfg.slots
-      ? await slotExists({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, cfg.nodeName)
+      ? await slotExists(replicationTarget(cfg, target), cfg.nodeName)
       : undefined;
     obs.upstream = { target, found, slotExists: slotThere };
   }

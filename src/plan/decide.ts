@@ -418,6 +418,12 @@ export function refusalMessage(refused: Refusal, error: string, where: string, l
       return `the ${label} ${where} does not let the role pgrepl log in (${error}): it runs with replication off, as a primary started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that`;
     case 'not allowed':
       return `the ${label} ${where} does not allow this node to replicate (${error}): widen PGREPL_REPLICATION_CIDR on the ${label}, or, if it was started without PGREPL_TOKEN (replication off), set PGREPL_TOKEN there (the same on every node) and restart it`;
+    case 'needs TLS':
+      return `the ${label} ${where} lets the role pgrepl in only over TLS (${error}): turn TLS on for this node too, as on the ${label}: PGREPL_TLS=self-signed, or PGREPL_TLS_CERT and PGREPL_TLS_KEY (and PGREPL_TLS_CA to verify the ${label})`;
+    case 'no TLS':
+      return `the ${label} ${where} does not offer TLS (${error}), and with PGREPL_TLS_* this node replicates only over TLS: turn TLS on there too (PGREPL_TLS_*, then restart it), or turn it off here`;
+    case 'certificate':
+      return `the ${label} ${where} has a certificate that PGREPL_TLS_CA does not verify (${error}): give the CA that signed the ${label}'s certificate, and the ${label} a certificate whose names (subjectAltName) include the host this node connects to`;
   }
 }
 

@@ -18,12 +18,15 @@ import { log } from '../log.js';
 import { readControlData } from '../observe/control-file.js';
 import type { RewindOutcome } from '../plan/rewind.js';
 import { requestCheckpoint } from '../postgres/checkpoint.js';
+import { replicationTarget } from '../postgres/replication.js';
 import { ProgramFailed, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
+import { libpqTlsEnv } from '../postgres/tls.js';
 import { updateNodeState } from '../state/node-state.js';
 import { writePhase } from '../state/phase.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { requireUpstream, type StepContext } from './context.js';
+import { writeTlsFiles } from './tls.js';
 
 /**
  * Crash recovery in single-user mode, which refuses standby mode: the standby's marker goes
@@ -86,7 +89,8 @@ export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
     `host=${conninfoValue(up.host)}`, `port=${up.port}`, `user=${REPLICATION_USER}`, 'dbname=postgres',
     `application_name=${conninfoValue(cfg.nodeName)}`, 'connect_timeout=10',
   ].join(' ');
-  const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  const target = replicationTarget(cfg, up);
+  await writeTlsFiles(cfg); // the CA pg_rewind verifies the source with
   // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
   // updates only at its next checkpoint: ask for one (postgres/checkpoint.ts).
   if (!(await requestCheckpoint(target))) log.info('could not ask the upstream for a checkpoint (before PostgreSQL 15 only through pgrepl.checkpoint(), which a primary creates when it sets up the replication role)');
@@ -98,7 +102,7 @@ export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
   let last = 0;
   try {
     const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress', ...restore], {
-      env: { PGPASSWORD: cfg.replicationPassword.reveal() },
+      env: { PGPASSWORD: cfg.replicationPassword.reveal(), ...libpqTlsEnv(target.tls, cfg.pgdata) },
     }, (line) => {
       if (!/ kB \(\d+%\) copied$/.test(line)) return log.info(line);
       if (Date.now() - last >= 2000) {

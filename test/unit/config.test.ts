@@ -7,20 +7,13 @@ import { HA_TIMING_DEFAULTS } from '../../src/ha/timing.js';
 import { replicationPassword } from '../../src/config/token.js';
 import { sanitiseNodeName } from '../../src/config/validators.js';
 import { UserError } from '../../src/errors.js';
+import { configErrorOf } from '../support/config.js';
 
 const load = (env: Record<string, string>) => loadConfig(env, 'My-Host.example');
 /** A token, for the configurations that need one (a standby, peers, synchronous standbys). */
 const TOKEN = { PGREPL_TOKEN: 'a-test-token' };
 
-function errorOf(env: Record<string, string>): string {
-  try {
-    load(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(UserError);
-    return (err as Error).message;
-  }
-  throw new Error('expected loadConfig to fail');
-}
+const errorOf = (env: Record<string, string>) => configErrorOf(env, 'My-Host.example');
 
 describe('defaults', () => {
   const cfg = load({});
