@@ -16,7 +16,7 @@
 // test contract); not available until the HA agent is built (see pgreplSystem).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUNDLE, cli, defineNode, groupMembers, killGroup, readOrEmpty, sleep, startNode, stopNode } from './nodes.mjs';
 import { httpRequest } from './writer-failover.mjs';
@@ -264,14 +264,29 @@ async function startPgrepl({ dir, etcd, config, pgBin }) {
   const run = (n) => {
     n.stopping = false;
     startNode(n);
+    // The whole log too, beside its PGDATA (kept with --keep), as Patroni's are.
+    n.child.stderr.pipe(createWriteStream(join(dir, `${n.name}.log`), { flags: 'a' }));
+  };
+  /** The `sync` key as etcd holds it now ({leader, standbys}), or null. */
+  const syncKey = async () => {
+    const key = Buffer.from(`/pgrepl/${cluster}/sync`).toString('base64');
+    for (const e of etcd.endpoints) {
+      const r = await httpRequest('POST', `http://${e}/v3/kv/range`, { key }, 1000).catch(() => null);
+      if (r?.status !== 200) continue;
+      const kv = JSON.parse(r.body).kvs?.[0];
+      return kv ? JSON.parse(Buffer.from(kv.value, 'base64').toString('utf8')) : null;
+    }
+    return null;
   };
   for (const n of nodes) run(n);
   return {
     nodes: nodes.map((n) => ({ name: n.name, pgPort: n.port, apiUrl: `http://${n.env.PGREPL_API_LISTEN}` })),
     password,
     kill: async (name) => {
-      byName(name).stopping = true;
-      await killGroup(byName(name));
+      const n = byName(name);
+      n.stopping = true;
+      await killGroup(n);
+      await groupsGone([n.child.pid]); // postgres too, before the same node is started on that PGDATA again
     },
     // The image's STOPSIGNAL: SIGINT (fast shutdown), as `docker stop` sends it.
     stop: async (name) => {
@@ -284,6 +299,24 @@ async function startPgrepl({ dir, etcd, config, pgBin }) {
     switchover: async (leader) => {
       const r = await cli(byName(leader), ['switchover'], 120_000);
       return { ok: r.code === 0, detail: `exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(-500)}` };
+    },
+    /**
+     * pgrepl's own view agrees (`/cluster`, what `pgrepl list --json` prints): three members up, one
+     * leader; in sync mode the `sync` key written by THIS leader names a standby. Right after a
+     * promotion the key is still the previous leader's until the new one has a standby caught up,
+     * and until then no node may take over automatically: a run must not start in that window.
+     */
+    healthy: async () => {
+      for (const n of nodes) {
+        const r = await httpRequest('GET', `http://${n.env.PGREPL_API_LISTEN}/cluster`, undefined, 1000).catch(() => null);
+        if (r?.status !== 200) continue;
+        const c = JSON.parse(r.body);
+        if (!(c.members?.length === 3 && c.members.every((m) => ['running', 'streaming'].includes(m.state)) && typeof c.leader === 'string')) return false;
+        if (!config.sync) return true;
+        const s = await syncKey();
+        return s?.leader === c.leader && s.standbys.some((name) => name !== c.leader);
+      }
+      return false;
     },
     logTail: (name) => tail(byName(name).log),
     failed: () => nodes.filter((n) => n.child.exitCode !== null && !n.stopping).map((n) => `${n.name} exited ${n.child.exitCode}`).join(', '),

@@ -45,11 +45,14 @@ function aptInstall(packages, why) {
 // scripts' tests (curl, jq), the compressed init scripts (xz, zstd), the HA tests (etcd: Debian's
 // etcd-server, 3.4; etcdctl from etcd-client).
 // `--postgres-only` (the demo): just the PostgreSQL binaries; the rest is for the tests.
+// `--postgres-only --etcd` (the HA demo): and etcd.
 const postgresOnly = process.argv.includes('--postgres-only');
+const etcdToo = process.argv.includes('--etcd');
 
 const tools = { podman: 'podman', runc: 'runc', debootstrap: 'debootstrap', jq: 'jq', curl: 'curl', xz: 'xz-utils', zstd: 'zstd', netavark: 'netavark', 'podman-compose': 'podman-compose', etcd: 'etcd-server', etcdctl: 'etcd-client' };
-const missing = Object.entries(tools).filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
-if (missing.length && !postgresOnly) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
+const wanted = Object.entries(tools).filter(([cmd]) => !postgresOnly || (etcdToo && cmd.startsWith('etcd')));
+const missing = wanted.filter(([cmd]) => !onPath(cmd) && !existsSync(`/usr/lib/podman/${cmd}`)).map(([, pkg]) => pkg);
+if (missing.length) aptInstall([...missing, ...(missing.includes('podman') ? ['aardvark-dns', 'iptables', 'uidmap'] : [])], `missing test tools (${missing.join(', ')})`);
 
 let pgBin = process.env.PGREPL_TEST_PGBIN || debianPgBin();
 if (!pgBin) {
