@@ -7,7 +7,7 @@
 import { checkNodeStart, type Config } from './config/env.js';
 import { runAgent } from './ha/agent.js';
 import { handOver } from './handover/exec.js';
-import { postgresEnv } from './handover/postgres-env.js';
+import { postgresEnv, withholdSecretsFromChildren } from './handover/postgres-env.js';
 import { log } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { cleanUp, start, stoppedError } from './startup.js';
@@ -15,6 +15,7 @@ import type { StepContext } from './steps/context.js';
 
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
   checkNodeStart(cfg);
+  withholdSecretsFromChildren();
   for (const warning of cfg.warnings) log.warn(warning);
   if (cfg.ha) return runAgent(cfg, postgresArgs);
   let context: StepContext | undefined;
