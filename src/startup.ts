@@ -28,6 +28,7 @@ import { promoteTempServer } from './steps/promote.js';
 import { recordState } from './steps/record-state.js';
 import { lockReplicationRole, setReplicationRole } from './steps/replication-role.js';
 import { rewind } from './steps/rewind.js';
+import { serverArgs } from './steps/server-args.js';
 import { writeSettings } from './steps/settings.js';
 import { createSlot, dropOldSlot } from './steps/slot.js';
 import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from './steps/staging.js';
@@ -135,7 +136,7 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
     case 'hand-over':
       clearPhase(ctx.cfg.socketDir, ctx.cfg.port);
       log.info({ role: ctx.cfg.role, args: ctx.postgresArgs }, 'handing over to postgres');
-      return o.handOver(ctx.postgresArgs);
+      return o.handOver(await serverArgs(ctx.postgresArgs, ctx.cfg.pgdata));
   }
 }
 
