@@ -7,7 +7,7 @@
 import { checkNodeStart, loadConfig, type Config } from './config/env.js';
 import { handOver } from './handover/exec.js';
 import { reexecUnderInit } from './handover/init.js';
-import { postgresEnv } from './handover/postgres-env.js';
+import { postgresEnv, withholdSecretsFromChildren } from './handover/postgres-env.js';
 import { createLogger, log, setLogger } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { cleanUp, start, stoppedError } from './startup.js';
@@ -36,6 +36,7 @@ export async function startNode(args: string[]): Promise<never> {
 
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
   checkNodeStart(cfg);
+  withholdSecretsFromChildren();
   for (const warning of cfg.warnings) log.warn(warning);
   // The HA agent (etcd, its API, HTTP) is loaded only in HA mode.
   if (cfg.ha) return (await import('./ha/agent.js')).runAgent(cfg, postgresArgs);

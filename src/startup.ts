@@ -20,6 +20,7 @@ import { clearPhase } from './state/phase.js';
 import { requireUpstream, stagingDir, type StepContext } from './steps/context.js';
 import { prepareDirectories } from './steps/directories.js';
 import { recordState } from './steps/record-state.js';
+import { serverArgs } from './steps/server-args.js';
 import { writeSettings } from './steps/settings.js';
 
 /** How the start ends: postgres takes over (execve), or starts as a child; `args` are the user's. */
@@ -132,7 +133,7 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
     case 'hand-over':
       clearPhase(ctx.cfg.socketDir, ctx.cfg.port);
       log.info({ role: ctx.cfg.role, args: ctx.postgresArgs }, 'handing over to postgres');
-      return o.handOver(ctx.postgresArgs);
+      return o.handOver(await serverArgs(ctx.postgresArgs, ctx.cfg.pgdata));
   }
 }
 

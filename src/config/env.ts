@@ -13,6 +13,7 @@ import { Secret } from './secret.js';
 import { tlsConfig, type TlsConfig } from './tls.js';
 import type { SyncCommit } from '../postgres/settings.js';
 import { replicationPassword } from './token.js';
+import { shellWords, ShellWordsError } from '../util/shell-words.js';
 import {
   absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, mayHoldCredentials, nodeName,
   nonNegativeInt, oneOf, peerList, positiveInt, sanitiseNodeName, tcpPort, walSize,
@@ -207,6 +208,16 @@ export function checkNodeStart(cfg: Config): void {
   }
 }
 
+/** POSTGRES_INITDB_ARGS, split as the official entrypoint's eval splits it (quotes, backslashes). */
+function initdbArgsOf(text: string): string[] {
+  try {
+    return shellWords(text);
+  } catch (err) {
+    if (!(err instanceof ShellWordsError)) throw err;
+    throw new UserError(`POSTGRES_INITDB_ARGS is not valid: ${err.message}`);
+  }
+}
+
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
   checkHaOnly(rawEnv);
   const env = withoutEmptyValues(resolveFileVariants(rawEnv));
@@ -244,7 +255,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     warnings.push(REPLICATION_OFF);
   }
 
-  const initdbArgs = e.POSTGRES_INITDB_ARGS.split(/\s+/).filter((a) => a !== '');
+  const initdbArgs = initdbArgsOf(e.POSTGRES_INITDB_ARGS);
   const owned = initdbArgs.find((a) => /^(-D|--pgdata)(=|$)/.test(a));
   if (owned) {
     throw new UserError(`POSTGRES_INITDB_ARGS must not contain ${owned}: the data directory is PGDATA`);

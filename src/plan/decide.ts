@@ -52,7 +52,7 @@ export type Step =
   | { do: 'finish-swap' }
   | { do: 'discard-interrupted-build'; staging: string }
   | { do: 'initdb' }
-  /** settings: -c settings for this temporary server only. */
+  /** settings: -c settings for this temporary server only, name=value as postgres takes them (no shell quoting). */
   | { do: 'start-temp-server'; on: 'staging' | 'pgdata'; settings?: string[] }
   | { do: 'create-databases' }
   | { do: 'allow-host-connections' }
@@ -200,7 +200,7 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
             ...prepare(obs),
             ...finishSwap(found),
             // Detached from its old upstream (12+; 11 reads it from recovery.conf, removed by the promotion).
-            { do: 'start-temp-server', on: 'pgdata', settings: obs.binariesMajor >= 12 ? [`primary_conninfo=''`] : [] },
+            { do: 'start-temp-server', on: 'pgdata', settings: obs.binariesMajor >= 12 ? ['primary_conninfo='] : [] },
             { do: 'promote-temp-server' },
             replicationRole(intent),
             { do: 'stop-temp-server' },

@@ -19,6 +19,7 @@ import { readControlData } from '../observe/control-file.js';
 import type { RewindOutcome } from '../plan/rewind.js';
 import { requestCheckpoint } from '../postgres/checkpoint.js';
 import { replicationTarget } from '../postgres/replication.js';
+import { withNssWrapper } from '../postgres/nss-wrapper.js';
 import { ProgramFailed, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
 import { libpqTlsEnv } from '../postgres/tls.js';
@@ -27,6 +28,7 @@ import { writePhase } from '../state/phase.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { requireUpstream, type StepContext } from './context.js';
 import { writeTlsFiles } from './tls.js';
+import { serverArgs } from './server-args.js';
 
 /**
  * Crash recovery in single-user mode, which refuses standby mode: the standby's marker goes
@@ -34,7 +36,8 @@ import { writeTlsFiles } from './tls.js';
  * that a start killed from here on still knows this is a standby, not a standby someone promoted
  * (plan/decide.ts, 'promoted standby'). The archive stays whole, as Patroni keeps it: archive_mode
  * stays on, so no segment still waiting to be archived (.ready) is recycled, but nothing is
- * archived from inside (archive_command=false); archiveReadySegments does that next.
+ * archived from inside (archive_command=false); archiveReadySegments does that next. The user's
+ * postgres arguments come first, as for every server pgrepl starts (a config_file among them, say).
  */
 async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefined): Promise<void> {
   const { pgdata } = ctx.cfg;
@@ -45,7 +48,8 @@ async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefine
   }
   log.info({ state: control?.state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
   for (const f of [STANDBY_SIGNAL, 'recovery.signal', RECOVERY_CONF]) await rm(join(pgdata, f), { force: true });
-  await runWithLines('postgres', ['--single', '-F', '-D', pgdata, '-c', 'archive_mode=on', '-c', 'archive_command=false', 'template1'], {}, (l) => log.info(l));
+  const args = [...(await serverArgs(ctx.postgresArgs, pgdata)), '-c', 'archive_mode=on', '-c', 'archive_command=false'];
+  await withNssWrapper(pgdata, (env) => runWithLines('postgres', ['--single', '-F', '-D', pgdata, ...args, 'template1'], { env }, (l) => log.info(l)));
 }
 
 /**

@@ -82,6 +82,10 @@ describe('inputs', () => {
   it('splits POSTGRES_INITDB_ARGS on whitespace', () => {
     expect(load({ POSTGRES_INITDB_ARGS: '  --data-checksums  -E UTF8 ' }).initdbArgs).toEqual(['--data-checksums', '-E', 'UTF8']);
   });
+
+  it("splits POSTGRES_INITDB_ARGS as the official entrypoint's eval does: quotes keep a word whole", () => {
+    expect(load({ POSTGRES_INITDB_ARGS: `--waldir='/var/lib/my wal' --locale="C"` }).initdbArgs).toEqual(['--waldir=/var/lib/my wal', '--locale=C']);
+  });
   it('normalises CIDRs and PGDATA', () => {
     expect(load({ PGREPL_REPLICATION_CIDR: '10.0.0.0/8, 192.168.1.5' }).replicationCidrs).toEqual(['10.0.0.0/8', '192.168.1.5/32']);
     expect(load({ PGDATA: '/mnt/mesos//sandbox/pgdata/' }).pgdata).toBe('/mnt/mesos/sandbox/pgdata');
@@ -307,6 +311,7 @@ const BAD: [Record<string, string>, string][] = [
   [{ PGREPL_ARCHIVE_DIR: 'archive' }, 'PGREPL_ARCHIVE_DIR="archive" is not valid: must be an absolute path (e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive)'],
   [{ PGDATA: '/data', PGREPL_ARCHIVE_DIR: '/data/archive' }, 'PGREPL_ARCHIVE_DIR=/data/archive is inside PGDATA=/data: every clone and rewind would copy the archive, and data moved aside would take it along; use a directory (a volume) outside PGDATA, e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive'],
   [{ POSTGRES_INITDB_ARGS: '-D /elsewhere' }, 'POSTGRES_INITDB_ARGS must not contain -D: the data directory is PGDATA'],
+  [{ POSTGRES_INITDB_ARGS: `--locale='C` }, "POSTGRES_INITDB_ARGS is not valid: a ' is not closed"],
   // Without a token only a plain PRIMARY starts (replication off); what needs one is refused.
   [{ PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: 'pg1' }, 'PGREPL_ROLE=STANDBY needs PGREPL_TOKEN: a standby logs in to its upstream with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to the token of its upstream'],
   [{ PGREPL_PEERS: 'pg2' }, 'PGREPL_PEERS needs PGREPL_TOKEN: this node asks its peers what they are over replication connections, which log in with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE), the same on every node, or unset PGREPL_PEERS'],

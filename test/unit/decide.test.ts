@@ -114,7 +114,7 @@ describe('PRIMARY rows', () => {
     expect(p.row).toBe('standby cluster × PRIMARY');
     expect('steps' in p && p.steps).toEqual([
       { do: 'prepare-directories' },
-      { do: 'start-temp-server', on: 'pgdata', settings: ["primary_conninfo=''"] },
+      { do: 'start-temp-server', on: 'pgdata', settings: ['primary_conninfo='] },
       { do: 'promote-temp-server' },
       { do: 'set-replication-role' },
       { do: 'stop-temp-server' },
