@@ -22,6 +22,20 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'ha',
+          include: ['test/ha/**/*.test.ts'],
+          // Each file has its own etcd cluster and ports (test/support/ha-cluster.ts slots), so the
+          // files run in parallel, one worker each; inside a file, one test at a time. A group of
+          // their own (after unit and marathon, before the sequential integration files): HA
+          // timing must not compete with other real servers for the CPU.
+          maxWorkers: 6,
+          sequence: { groupOrder: 1, concurrent: false },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        test: {
           name: 'marathon',
           include: ['test/marathon/**/*.test.ts'],
           testTimeout: 60_000,

@@ -2,8 +2,8 @@
 // PostgreSQL, describing the machine, and running pgrepl nodes through the bundle
 // (dist/pgrepl.cjs) as containers would: start, query, wait, kill, stop, `pgrepl ARGS`.
 //
-// Importing this module does nothing by itself (no checks, no processes, no `pg`): bench/run.mjs,
-// which has no dependencies, uses the first half too. `pg` is loaded on the first pgClient().
+// Importing this module does nothing by itself (no checks, no processes, no `pg`): bench/run.mjs
+// uses the first half too. `pg` is loaded on the first pgClient() (or loadPg()).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -158,10 +158,12 @@ export function startNode(node) {
 }
 
 let pgModule;
-/** A client (not connected) to the node as postgres over TCP; loads `pg` on first use (npm ci). */
-export function pgClient(node) {
-  pgModule ??= createRequire(import.meta.url)('pg');
-  return new pgModule.Client({ host: '127.0.0.1', port: node.port, user: 'postgres', password: node.password, database: 'postgres' });
+/** `pg` (npm ci), loaded once: on the first pgClient(), or ahead of a timed section. */
+export const loadPg = () => (pgModule ??= createRequire(import.meta.url)('pg'));
+
+/** A client (not connected) to the node as postgres over TCP; `options` are pg.Client's (timeouts, application_name). */
+export function pgClient(node, options = {}) {
+  return new (loadPg().Client)({ host: '127.0.0.1', port: node.port, user: 'postgres', password: node.password, database: 'postgres', ...options });
 }
 
 /** One statement on a connection of its own; the rows. */

@@ -9,8 +9,9 @@
 #                           standby.sh). Both secrets reach Marathon in the request body only: never
 #                           a command line, never this scripts' output.
 #   PGREPL_INSECURE=1       allow a missing POSTGRES_PASSWORD (the primary then trusts every
-#                           connection: POSTGRES_HOST_AUTH_METHOD=trust) or PGREPL_TOKEN (the
-#                           image's default token). For throw-away clusters only
+#                           connection: POSTGRES_HOST_AUTH_METHOD=trust). For throw-away clusters
+#                           only. Never a missing PGREPL_TOKEN: the image has no default token,
+#                           and a node without one does not replicate
 #   PGREPL_DISK_SIZE        persistent volume size in MiB: 100 for a primary, the primary's for a standby
 #   PGREPL_CPUS, PGREPL_MEM cpus (1) and memory in MiB (1024); a standby defaults to its primary's
 #   PGREPL_HEALTH_GRACE     seconds Marathon ignores failed health checks after a start: by default
@@ -85,8 +86,37 @@ def vip_key($fw): vip_addr($fw) | "\(.host):\(.port)";
 # The VIP label values of an app, wherever Marathon keeps port labels.
 def port_labels: (.container.portMappings // [])[], (.container.docker.portMappings // [])[], (.portDefinitions // [])[] | (.labels // {});
 def vips: [ port_labels | to_entries[] | select(.key | test("^VIP_[0-9]+$")) | .value ];
-def role: ((.env // {}).PGREPL_ROLE // "PRIMARY") | if type == "string" then ascii_upcase else "?" end;
+def ha_node: (.env // {}) | has("PGREPL_ETCD_ENDPOINTS");
+# A node in HA mode has no role of its own: etcd decides (status.sh asks its API).
+def role: if ha_node and ((.env // {}) | has("PGREPL_ROLE") | not) then "HA"
+          else ((.env // {}).PGREPL_ROLE // "PRIMARY") | if type == "string" then ascii_upcase else "?" end end;
 def upstream: (.env // {}) as $e | if $e.PGREPL_MASTER_IP then "\($e.PGREPL_MASTER_IP):\($e.PGREPL_MASTER_PORT // "5432")" else "" end;
+# tree_lines($head; $right): rows [{name, parent, cells}] as table lines whose first column draws
+# who streams from whom, as `pgrepl list` draws it (src/util/tree.ts): each row under its parent
+# (├─, └─, │), in the order given; a row whose parent is no row is a root; rows in a loop of
+# parents are drawn as roots. $right: the indexes of columns aligned right.
+def tree_lines($head; $right):
+  . as $rows
+  | ($rows | map(.name)) as $names
+  | def draw($r; $lead; $indent):
+      if (.seen | index([$r.name])) then .
+      else [$rows[] | select(.parent == $r.name and .name != $r.name)] as $all
+        | .seen as $seen
+        | [$all[] | select(.name as $n | $seen | index([$n]) | not)] as $kids
+        | .seen += [$r.name] | .out += [[$lead + $r.name] + $r.cells]
+        | reduce range(0; $kids | length) as $i (.;
+            ($i == ($kids | length) - 1) as $last
+            | draw($kids[$i]; $indent + (if $last then "└─ " else "├─ " end); $indent + (if $last then "   " else "│  " end)))
+      end;
+    reduce ([$rows[] | select(.parent as $p | $p == null or $p == .name or ($names | index([$p]) | not))] + $rows)[] as $r
+      ({seen: [], out: []}; draw($r; ""; ""))
+  | [$head] + .out
+  | . as $lines
+  | [range(0; $head | length) as $c | [$lines[][$c] // "" | length] | max] as $w
+  | $lines[]
+  | [range(0; $head | length) as $c | (.[$c] // "") as $v | (" " * ([$w[$c] - ($v | length), 0] | max)) as $pad
+     | if ($right | index($c)) then $pad + $v else $v + $pad end]
+  | join("  ") | sub(" +$"; "");
 def unnull: walk(if type == "object" then with_entries(select(.value != null)) else . end);
 def running: .state as $s | ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"] | index($s) != null;
 # An env object with the addresses $add (host:port) added to its PGREPL_PEERS, each once, in order.
@@ -253,29 +283,24 @@ refuse_taken_node_name() {
   [ -z "$taken" ] || die "$taken already has the node name $name that $2 would get (its replication slot name): choose another app id"
 }
 
-# require_secrets WHICH...: each of POSTGRES_PASSWORD / PGREPL_TOKEN named must be set, unless
-# PGREPL_INSECURE is.
+# require_secrets WHICH...: each of POSTGRES_PASSWORD / PGREPL_TOKEN named must be set. Only a
+# missing POSTGRES_PASSWORD may be let through, by PGREPL_INSECURE; without PGREPL_TOKEN a node
+# does not replicate (the image has no default token), and these scripts deploy nodes that do.
 require_secrets() {
   local var
   for var in "$@"; do
-    if [ -z "${!var:-}" ]; then
-      if is_true "${PGREPL_INSECURE:-}"; then
-        warn "$var is not set and PGREPL_INSECURE is: $(insecure_effect "$var")"
-      else
-        case $var in
-          POSTGRES_PASSWORD) die "POSTGRES_PASSWORD is not set: export POSTGRES_PASSWORD=... (the superuser's password) and run again (PGREPL_INSECURE=1 goes on without one: every connection trusted)" ;;
-          PGREPL_TOKEN) die "PGREPL_TOKEN is not set: export PGREPL_TOKEN=... (the same long random value for every node) and run again (PGREPL_INSECURE=1 goes on with the image's default token)" ;;
-        esac
-      fi
-    fi
+    [ -z "${!var:-}" ] || continue
+    case $var in
+      POSTGRES_PASSWORD)
+        if is_true "${PGREPL_INSECURE:-}"; then
+          warn "POSTGRES_PASSWORD is not set and PGREPL_INSECURE is: the primary trusts every connection (POSTGRES_HOST_AUTH_METHOD=trust)"
+        else
+          die "POSTGRES_PASSWORD is not set: export POSTGRES_PASSWORD=... (the superuser's password) and run again (PGREPL_INSECURE=1 goes on without one: every connection trusted)"
+        fi
+        ;;
+      PGREPL_TOKEN) die "PGREPL_TOKEN is not set: export PGREPL_TOKEN=... (the same long random value for every node) and run again; the image has no default token, and a node without one does not replicate" ;;
+    esac
   done
-}
-
-insecure_effect() {
-  case $1 in
-    POSTGRES_PASSWORD) printf 'the primary trusts every connection (POSTGRES_HOST_AUTH_METHOD=trust)\n' ;;
-    PGREPL_TOKEN) printf "replication uses the image's default token, which everyone knows\n" ;;
-  esac
 }
 
 # health_grace DISK_MIB: PGREPL_HEALTH_GRACE, or 900 s, or 1 s per 10 MiB if more.
@@ -291,6 +316,18 @@ cpus_setting() {
     die "PGREPL_CPUS must be a number of cpus > 0, e.g. 0.5, not '$value'"
   fi
   printf '%s\n' "$value"
+}
+
+# new_node_settings: for a node that runs initdb (primary.sh, ha.sh): IMAGE (PGREPL_IMAGE, required),
+# the secrets checked, DISK, CPUS, MEM and KILL_GRACE from the environment or their defaults.
+new_node_settings() {
+  IMAGE=${PGREPL_IMAGE:-}
+  [ -n "$IMAGE" ] || die "PGREPL_IMAGE is not set: export PGREPL_IMAGE=registry.example.com/pgrepl:17 (an image built from this repository that the agents can pull)"
+  require_secrets POSTGRES_PASSWORD PGREPL_TOKEN
+  DISK=$(int_setting PGREPL_DISK_SIZE 100 1)
+  CPUS=$(cpus_setting 1)
+  MEM=$(int_setting PGREPL_MEM 1024 32)
+  KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
 }
 
 # app_json ID ROLE VIP: a new node's app definition on stdout. Also reads IMAGE, DISK, CPUS, MEM,

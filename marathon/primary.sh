@@ -20,14 +20,8 @@ id=$(app_id "$2")
 vip=$3
 check_vip "$vip"
 
-IMAGE=${PGREPL_IMAGE:-}
-[ -n "$IMAGE" ] || die "PGREPL_IMAGE is not set: export PGREPL_IMAGE=registry.example.com/pgrepl:17 (an image built from this repository that the agents can pull)"
-require_secrets POSTGRES_PASSWORD PGREPL_TOKEN
-DISK=$(int_setting PGREPL_DISK_SIZE 100 1)
-CPUS=$(cpus_setting 1)
-MEM=$(int_setting PGREPL_MEM 1024 32)
+new_node_settings
 GRACE=$(health_grace "$DISK")
-KILL_GRACE=$(int_setting PGREPL_KILL_GRACE 120 0)
 PEERS=$(vip_key "$vip")
 
 get_apps "$TMPD/apps.json"

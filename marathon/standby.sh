@@ -32,8 +32,10 @@ upstream=$(vip_key "$upstream_vip")
 UPSTREAM_HOST=${upstream%:*}
 UPSTREAM_PORT=${upstream##*:}
 [ "$(vip_key "$vip")" != "$upstream" ] || usage "the standby's VIP $vip is its primary's address ($upstream): give the standby its own VIP"
-if [ -n "${PGREPL_TOKEN:-}" ] &&
-  jq -e '(.env.PGREPL_TOKEN | type) == "string" and .env.PGREPL_TOKEN != $ENV.PGREPL_TOKEN' "$TMPD/primary.json" >/dev/null; then
+if jq -e '.env // {} | .PGREPL_TOKEN == null and .PGREPL_TOKEN_FILE == null' "$TMPD/primary.json" >/dev/null; then
+  die "$primary runs without PGREPL_TOKEN, so with replication off: no standby can log in to it; give it PGREPL_TOKEN (edit its app definition) and run again"
+fi
+if jq -e '(.env.PGREPL_TOKEN | type) == "string" and .env.PGREPL_TOKEN != $ENV.PGREPL_TOKEN' "$TMPD/primary.json" >/dev/null; then
   die "PGREPL_TOKEN differs from $primary's: the standby could not log in for replication; export the primary's token"
 fi
 

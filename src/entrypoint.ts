@@ -4,18 +4,42 @@
  * PGREPL_ETCD_ENDPOINTS, the HA agent (ha/agent.ts), which stays beside postgres. This file only
  * wires them in; it decides nothing and does no work of its own.
  */
-import type { Config } from './config/env.js';
-import { runAgent } from './ha/agent.js';
+import { checkNodeStart, loadConfig, type Config } from './config/env.js';
 import { handOver } from './handover/exec.js';
-import { postgresEnv } from './handover/postgres-env.js';
-import { log } from './log.js';
+import { reexecUnderInit } from './handover/init.js';
+import { postgresEnv, withholdSecretsFromChildren } from './handover/postgres-env.js';
+import { createLogger, log, setLogger } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { cleanUp, start, stoppedError } from './startup.js';
+import { withStableNodeName } from './state/node-name.js';
 import type { StepContext } from './steps/context.js';
 
+function loggerFromRawEnv() {
+  const format = process.env.PGREPL_LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
+  const debug = ['1', 'true', 'yes', 'on'].includes(process.env.PGREPL_DEBUG?.trim().toLowerCase() ?? '');
+  return createLogger({ format, debug });
+}
+
+/** As the official image: postgres --help/--version etc. need no data directory; just run them. */
+const HELP_FLAGS = new Set(['-?', '--help', '--describe-config', '-V', '--version']);
+
+/** `pgrepl postgres ARGS`: the configuration from the environment, then one start (or the HA agent). */
+export async function startNode(args: string[]): Promise<never> {
+  if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
+  // HA mode (SPEC §7): the agent stays beside postgres, so as a container's PID 1 it runs under tini.
+  if (process.env.PGREPL_ETCD_ENDPOINTS?.trim()) reexecUnderInit();
+  setLogger(loggerFromRawEnv());
+  const cfg = withStableNodeName(loadConfig());
+  setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
+  return runEntrypoint(cfg, args);
+}
+
 export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promise<never> {
+  checkNodeStart(cfg);
+  withholdSecretsFromChildren();
   for (const warning of cfg.warnings) log.warn(warning);
-  if (cfg.ha) return runAgent(cfg, postgresArgs);
+  // The HA agent (etcd, its API, HTTP) is loaded only in HA mode.
+  if (cfg.ha) return (await import('./ha/agent.js')).runAgent(cfg, postgresArgs);
   let context: StepContext | undefined;
   const stopSignals = catchStopSignals(cfg, () => context);
   await start(cfg, {

@@ -59,3 +59,11 @@ export const ASIDE_WAL_MOVING = '.pgrepl-wal';
  * and every start writes it again.
  */
 export const NODE_NAME_FILE = `${ASIDE_PARENT}/pgrepl-node-name`;
+
+/**
+ * This node's TLS files (PGREPL_TLS_*): its certificate and key as postgres reads them (owned by
+ * it, mode 0600), the CA its standby connections verify against, or the certificate made at the
+ * first start with PGREPL_TLS=self-signed. Beside the kept copies for the same reason: base
+ * backups do not send a node's private key to other nodes, and a standby makes its own.
+ */
+export const TLS_DIR = `${ASIDE_PARENT}/pgrepl-tls`;

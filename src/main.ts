@@ -2,60 +2,60 @@
  * The one bundle, dist/pgrepl.cjs, and the image's ENTRYPOINT. It dispatches:
  *   pgrepl postgres [ARGS] | pgrepl -ARG ...   start this node (the entrypoint)
  *   pgrepl <subcommand> ...                      an operator command (status, health, ...)
+ *   pgrepl help [COMMAND]                        usage, on stdout
  *   pgrepl anything else ...                     run it as given (`docker run IMAGE bash`)
  * Nothing is written to stdout before a command runs as given: its stdout is the user's.
+ * Each path imports what it needs when it is taken (esbuild keeps a dynamic import's module
+ * unevaluated until then): archive-wal, run once per WAL segment, and a restart start sooner.
  */
-import { COMMANDS, commandHelp, runCommand } from './cli/index.js';
-import { loadConfig } from './config/env.js';
-import { withStableNodeName } from './state/node-name.js';
-import { isUserError, UserError } from './errors.js';
-import { runEntrypoint } from './entrypoint.js';
-import { handOver } from './handover/exec.js';
-import { reexecUnderInit } from './handover/init.js';
-import { createLogger, log, setLogger } from './log.js';
+import { EXIT_USAGE } from './cli/args.js';
+import { commandList, commandUsage, isCommand } from './cli/help.js';
+import { runCommand } from './cli/index.js';
+import { isUserError, type UserError } from './errors.js';
 
 const usage = () => `usage: pgrepl postgres [ARGS]    start this node (the container's entrypoint)
        pgrepl -c name=value ...    same as: pgrepl postgres -c name=value ...
-       pgrepl help                  this text
+       pgrepl help [COMMAND]        this text, or COMMAND's
        pgrepl COMMAND [ARGS]        run any other command as given
 operator commands (each with --help):
-${commandHelp()}
+${commandList()}
 Configuration comes from the environment (PGREPL_*, POSTGRES_*, PGDATA, PGPORT); see the README.`;
 
-function loggerFromRawEnv() {
-  const format = process.env.PGREPL_LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
-  const debug = ['1', 'true', 'yes', 'on'].includes(process.env.PGREPL_DEBUG?.trim().toLowerCase() ?? '');
-  return createLogger({ format, debug });
-}
-
-/** As the official image: postgres --help/--version etc. need no data directory; just run them. */
-const HELP_FLAGS = new Set(['-?', '--help', '--describe-config', '-V', '--version']);
-
-async function startNode(args: string[]): Promise<never> {
-  if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
-  // HA mode (SPEC §7): the agent stays beside postgres, so as a container's PID 1 it runs under tini.
-  if (process.env.PGREPL_ETCD_ENDPOINTS?.trim()) reexecUnderInit();
-  setLogger(loggerFromRawEnv());
-  const cfg = withStableNodeName(loadConfig());
-  setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
-  return runEntrypoint(cfg, args);
+/** `pgrepl help [COMMAND]`: asked for, so on stdout with exit 0; a command it does not know is a usage error. */
+function help(args: string[]): number {
+  if (args.length === 0) {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  const [name] = args;
+  if (args.length === 1 && isCommand(name!)) {
+    process.stdout.write(commandUsage(name));
+    return 0;
+  }
+  process.stderr.write(`pgrepl help: ${args.length === 1 ? `no command "${name}"` : 'takes at most one COMMAND'}\n${usage()}\n`);
+  return EXIT_USAGE;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === undefined || first === 'help') {
+  if (first === undefined) {
     process.stderr.write(usage() + '\n');
-    return first === undefined ? 2 : 0;
+    return EXIT_USAGE;
   }
-  if (first === 'postgres') return startNode(rest);
-  if (first.startsWith('-')) return startNode(argv);
-  if (Object.hasOwn(COMMANDS, first)) return runCommand(first, rest);
-  return handOver(first, rest, process.env);
+  if (first === 'help') return help(rest);
+  if (first === 'postgres' || first.startsWith('-')) {
+    (await import('./observe/binaries.js')).probeBinaries(); // observe asks for it; meanwhile the entrypoint loads
+    return (await import('./entrypoint.js')).startNode(first === 'postgres' ? rest : argv);
+  }
+  if (isCommand(first)) return runCommand(first, rest);
+  return (await import('./handover/exec.js')).handOver(first, rest, process.env);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: unknown) => {
+  async (err: unknown) => {
+    // The logger, too, is loaded only when needed: a command that succeeds never logs.
+    const { log } = await import('./log.js');
     if (isUserError(err)) {
       for (const line of (err as UserError).message.split('\n')) log.fatal(line);
       process.exit((err as UserError).exitCode);

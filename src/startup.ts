@@ -17,21 +17,11 @@ import { decide, type Plan, type Step } from './plan/decide.js';
 import { afterRewind } from './plan/rewind.js';
 import { effectiveUpstream, hostPort } from './plan/upstream.js';
 import { clearPhase } from './state/phase.js';
-import { finishWalMove, moveAside } from './steps/aside.js';
-import { clone } from './steps/clone.js';
 import { requireUpstream, stagingDir, type StepContext } from './steps/context.js';
-import { allowHostConnections, createDatabases } from './steps/databases.js';
 import { prepareDirectories } from './steps/directories.js';
-import { initdb } from './steps/initdb.js';
-import { runInitScripts } from './steps/init-scripts.js';
-import { promoteTempServer } from './steps/promote.js';
 import { recordState } from './steps/record-state.js';
-import { setReplicationRole } from './steps/replication-role.js';
-import { rewind } from './steps/rewind.js';
+import { serverArgs } from './steps/server-args.js';
 import { writeSettings } from './steps/settings.js';
-import { createSlot, dropOldSlot } from './steps/slot.js';
-import { commitStaging, discardInterruptedBuild, finishSwap, syncStaging } from './steps/staging.js';
-import { startTempServer, stopTempServer } from './steps/temp-server.js';
 
 /** How the start ends: postgres takes over (execve), or starts as a child; `args` are the user's. */
 export type HandOver = (args: string[]) => Promise<void>;
@@ -59,6 +49,7 @@ export async function planStart(cfg: Config): Promise<{ plan: Exclude<Plan, { re
     slots: cfg.slots,
     upstreamTimeoutSeconds: cfg.upstreamTimeoutSeconds,
     fence: cfg.fence,
+    replicationOn: cfg.replicationOn,
   });
   if ('refuse' in plan) throw new UserError(plan.refuse);
   log.info(
@@ -91,29 +82,38 @@ export async function start(cfg: Config, o: StartOptions): Promise<void> {
   }
 }
 
+/**
+ * The steps a restart takes (prepare the directories, write the settings, record the state, hand
+ * over) are imported above; the others (initdb, clone, rewind, the temporary server, ...) when a
+ * plan first runs them, so a restart does not load what only a first boot or a rejoin needs.
+ */
 async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void> {
   switch (step.do) {
     case 'prepare-directories': return prepareDirectories(ctx);
     case 'drop-privileges': return dropPrivileges(lookupUser());
-    case 'finish-swap': return finishSwap(ctx);
-    case 'discard-interrupted-build': return discardInterruptedBuild(ctx, step.staging);
-    case 'initdb': return initdb(ctx);
-    case 'start-temp-server':
+    case 'finish-swap': return (await import('./steps/staging.js')).finishSwap(ctx);
+    case 'discard-interrupted-build': return (await import('./steps/staging.js')).discardInterruptedBuild(ctx, step.staging);
+    case 'initdb': return (await import('./steps/initdb.js')).initdb(ctx);
+    case 'start-temp-server': {
+      const { startTempServer } = await import('./steps/temp-server.js');
       return step.on === 'staging'
         ? startTempServer(ctx, stagingDir(ctx), { staging: true })
         : startTempServer(ctx, ctx.cfg.pgdata, { staging: false, extra: step.settings ?? [] });
-    case 'create-databases': return createDatabases(ctx);
-    case 'allow-host-connections': return allowHostConnections(ctx);
-    case 'set-replication-role': return setReplicationRole(ctx);
-    case 'run-init-scripts': return runInitScripts(ctx);
-    case 'promote-temp-server': return promoteTempServer(ctx);
-    case 'stop-temp-server': return stopTempServer(ctx);
-    case 'clone': return clone(ctx);
-    case 'sync-staging': return syncStaging(ctx, step.staging);
-    case 'commit-staging': return commitStaging(ctx, step.staging);
-    case 'move-aside': return moveAside(ctx);
-    case 'finish-wal-move': return finishWalMove(ctx, step.copy);
+    }
+    case 'create-databases': return (await import('./steps/databases.js')).createDatabases(ctx);
+    case 'allow-host-connections': return (await import('./steps/databases.js')).allowHostConnections(ctx);
+    case 'set-replication-role': return (await import('./steps/replication-role.js')).setReplicationRole(ctx);
+    case 'lock-replication-role': return (await import('./steps/replication-role.js')).lockReplicationRole(ctx);
+    case 'run-init-scripts': return (await import('./steps/init-scripts.js')).runInitScripts(ctx);
+    case 'promote-temp-server': return (await import('./steps/promote.js')).promoteTempServer(ctx);
+    case 'stop-temp-server': return (await import('./steps/temp-server.js')).stopTempServer(ctx);
+    case 'clone': return (await import('./steps/clone.js')).clone(ctx);
+    case 'sync-staging': return (await import('./steps/staging.js')).syncStaging(ctx, step.staging);
+    case 'commit-staging': return (await import('./steps/staging.js')).commitStaging(ctx, step.staging);
+    case 'move-aside': return (await import('./steps/aside.js')).moveAside(ctx);
+    case 'finish-wal-move': return (await import('./steps/aside.js')).finishWalMove(ctx, step.copy);
     case 'rewind': {
+      const { rewind } = await import('./steps/rewind.js');
       const after = afterRewind(await rewind(ctx), o.stoppedBy(), step.fallback, hostPort(requireUpstream(ctx)));
       switch (after.next) {
         case 'start': return log.info(after.why);
@@ -126,14 +126,14 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
       }
       return;
     }
-    case 'create-slot': return createSlot(ctx);
-    case 'drop-old-slot': return void (await dropOldSlot(ctx.cfg, step.on));
+    case 'create-slot': return (await import('./steps/slot.js')).createSlot(ctx);
+    case 'drop-old-slot': return void (await (await import('./steps/slot.js')).dropOldSlot(ctx.cfg, step.on));
     case 'write-settings': return writeSettings(ctx, step.as, step.in);
     case 'record-state': return recordState(ctx, step.as);
     case 'hand-over':
       clearPhase(ctx.cfg.socketDir, ctx.cfg.port);
       log.info({ role: ctx.cfg.role, args: ctx.postgresArgs }, 'handing over to postgres');
-      return o.handOver(ctx.postgresArgs);
+      return o.handOver(await serverArgs(ctx.postgresArgs, ctx.cfg.pgdata));
   }
 }
 
@@ -147,7 +147,8 @@ async function runStep(step: Step, ctx: StepContext, o: StartOptions): Promise<v
 
 /** Never leave a temporary server behind: it would hold the port and the data directory. */
 export async function cleanUp(ctx: StepContext | undefined, cfg: Config | undefined = ctx?.cfg): Promise<void> {
-  if (ctx) await stopTempServer(ctx).catch(() => undefined);
+  // A temporary server runs only if its module was loaded to start it.
+  if (ctx) await import('./steps/temp-server.js').then((m) => m.stopTempServer(ctx)).catch(() => undefined);
   if (cfg) clearPhase(cfg.socketDir, cfg.port);
 }
 

@@ -11,13 +11,13 @@
  * The directory defaults to PGREPL_ARCHIVE_DIR; pgrepl.conf always names it, so the command does
  * not depend on the server's environment.
  */
-import { randomBytes } from 'node:crypto';
 import { link, open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { checkAbsolutePath } from '../config/validators.js';
 import { UserError } from '../errors.js';
 import { fsyncDir } from '../util/atomic-file.js';
-import { EXIT_USAGE, parseArgs, type Command } from './local.js';
+import { EXIT_USAGE, parseArgs, type Command } from './args.js';
+import { COMMAND_HELP } from './help.js';
 
 /** WAL segments, timeline history files, backup labels and partial segments: all PostgreSQL archives. */
 const WAL_NAME = /^[0-9A-F]{8}(?:\.history|[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?)$/;
@@ -87,7 +87,9 @@ export async function archiveWal(source: string, name: string, dir: string): Pro
   }
   if (before === 'different') throw conflict(target);
 
-  const tmp = join(dir, `.${name}.pgrepl-tmp-${randomBytes(6).toString('hex')}`);
+  // A name no other run picks (it is created exclusively, wx): 48 random bits, from Math.random,
+  // not node:crypto, whose loading alone costs every segment a few ms.
+  const tmp = join(dir, `.${name}.pgrepl-tmp-${Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0')}`);
   const src = await open(source, 'r');
   try {
     try {
@@ -123,11 +125,9 @@ export async function archiveWal(source: string, name: string, dir: string): Pro
   return 'archived';
 }
 
-const USAGE = 'pgrepl archive-wal [--dir DIR] WALPATH WALNAME';
+const USAGE = COMMAND_HELP['archive-wal'].usage;
 
 export const archiveWalCommand: Command = {
-  summary: "archive_command (%p %f): copy a WAL file into the archive, atomically, never over a different one",
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { values: ['dir'], positional: 2 }, USAGE);
     if (a.positional.length !== 2) throw new UserError(`archive-wal needs WALPATH and WALNAME (%p %f); usage: ${USAGE}`, EXIT_USAGE);

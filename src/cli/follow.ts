@@ -12,21 +12,20 @@ import { observeUpstream } from '../observe/upstream.js';
 import { log } from '../log.js';
 import { effectiveUpstream, hostPort } from '../plan/upstream.js';
 import { inRecovery } from '../postgres/promote.js';
-import { createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { createPhysicalSlot, replicationTarget, withReplicationClient } from '../postgres/replication.js';
 import { readNodeState, updateNodeState } from '../state/node-state.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import { dropOldSlot } from '../steps/slot.js';
 import { refuseInHaMode } from './ha.js';
 import { becomePostgres, EXIT_USAGE, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
-const USAGE = 'pgrepl follow HOST[:PORT] [--json]';
+const USAGE = COMMAND_HELP.follow.usage;
 /** How long follow keeps trying to reach the new upstream. */
 const FOLLOW_PATIENCE_S = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const follow: Command = {
-  summary: 'point this standby at another upstream, without re-cloning; kept across restarts',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'], positional: 1 }, USAGE);
     if (a.positional.length !== 1) throw new UserError(`follow needs exactly one HOST[:PORT]; usage: ${USAGE}`, EXIT_USAGE);
@@ -55,7 +54,7 @@ export const follow: Command = {
     // A minute of patience: right after a failover the new upstream may be busy, or briefly out
     // of reach while the network forgets the old primary (seen with podman's bridge networks).
     const found = await observeUpstream({
-      upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: FOLLOW_PATIENCE_S, patienceFrom: 'follow\'s wait',
+      target: replicationTarget(cfg, target), patienceSeconds: FOLLOW_PATIENCE_S, patienceFrom: 'follow\'s wait',
     });
     const where = hostPort(target);
     if (!found.reachable) throw new UserError(`the new upstream ${where} does not answer (${found.error}): nothing was changed`);
@@ -65,7 +64,7 @@ export const follow: Command = {
     if (found.major !== major) throw new UserError(`the new upstream ${where} runs PostgreSQL ${found.major}, this node ${major}: nothing was changed`);
 
     if (cfg.slots) {
-      await withReplicationClient({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, (c) => createPhysicalSlot(c, cfg.nodeName));
+      await withReplicationClient(replicationTarget(cfg, target), (c) => createPhysicalSlot(c, cfg.nodeName));
     }
     await updateNodeState(cfg.pgdata, me, { follow: { host: target.host, port: target.port, envUpstream: hostPort(cfg.upstream) } });
     await writeNodeSettings({ cfg, major, upstream: target, replicationAuthMethod: state?.replicationAuth?.method });

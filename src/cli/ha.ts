@@ -18,6 +18,7 @@ import { observeKeys } from '../ha/observe.js';
 import { checkFailover, checkSwitchover, lossLine, progress, type RequestCheck } from '../ha/switchover.js';
 import type { ClusterKeys, HistoryEntry, SwitchoverRequest } from '../ha/types.js';
 import { EXIT_USAGE, parseArgs, print, type Command, type ParsedArgs } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
 /** This environment's HA configuration; a command of HA mode refuses without it. */
 function haConfigFor(command: string): HaConfig {
@@ -56,11 +57,9 @@ async function readKeysWith(ha: HaConfig, etcd: EtcdClient): Promise<DecodedKeys
 
 const readKeys = (ha: HaConfig): Promise<DecodedKeys> => withEtcd(ha, (etcd) => readKeysWith(ha, etcd));
 
-const LIST_USAGE = 'pgrepl list [--json]';
+const LIST_USAGE = COMMAND_HELP.list.usage;
 
 export const list: Command = {
-  summary: 'HA mode: the cluster as etcd shows it: leader, members, roles, timelines, lag',
-  usage: LIST_USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, LIST_USAGE);
     const ha = haConfigFor('list');
@@ -71,10 +70,8 @@ export const list: Command = {
 };
 
 export const pause: Command = {
-  summary: 'HA mode: no automatic failover, promotion or switchover until `pgrepl resume`',
-  usage: 'pgrepl pause',
   async run(args) {
-    parseArgs(args, {}, 'pgrepl pause');
+    parseArgs(args, {}, COMMAND_HELP.pause.usage);
     const ha = haConfigFor('pause');
     const key = haKeys(ha.keyPrefix).pause;
     // Create-if-absent: pausing twice keeps the time of the first pause.
@@ -87,10 +84,8 @@ export const pause: Command = {
 };
 
 export const resume: Command = {
-  summary: 'HA mode: end a pause: automatic failover, promotion and switchover again',
-  usage: 'pgrepl resume',
   async run(args) {
-    parseArgs(args, {}, 'pgrepl resume');
+    parseArgs(args, {}, COMMAND_HELP.resume.usage);
     const ha = haConfigFor('resume');
     const key = haKeys(ha.keyPrefix).pause;
     const { deleted } = await withEtcd(ha, (etcd) => etcd.delete(key));
@@ -111,11 +106,9 @@ export function historyTable(cluster: string, entries: HistoryEntry[]): string {
   return `${[line(head), ...rows.map(line)].join('\n')}\n`;
 }
 
-const HISTORY_USAGE = 'pgrepl history [--json]';
+const HISTORY_USAGE = COMMAND_HELP.history.usage;
 
 export const history: Command = {
-  summary: "HA mode: the cluster's promotions, oldest first: timeline, LSN, leader, when, why",
-  usage: HISTORY_USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, HISTORY_USAGE);
     const ha = haConfigFor('history');
@@ -128,8 +121,8 @@ export const history: Command = {
 // ---------------------------------------------------------------------------------------------
 // switchover and failover
 
-const SWITCHOVER_USAGE = 'pgrepl switchover [--to NODE] [--wait SECONDS]';
-const FAILOVER_USAGE = 'pgrepl failover --to NODE [--wait SECONDS]';
+const SWITCHOVER_USAGE = COMMAND_HELP.switchover.usage;
+const FAILOVER_USAGE = COMMAND_HELP.failover.usage;
 const DEFAULT_WAIT_SECONDS = 60;
 const POLL_MS = 250;
 
@@ -213,8 +206,6 @@ async function awaitHandover(ha: HaConfig, etcd: EtcdClient, request: Switchover
 }
 
 export const switchover: Command = {
-  summary: 'HA mode: hand the lead to another member (--to NODE, or the best one) without losing a commit; returns once it accepts writes',
-  usage: SWITCHOVER_USAGE,
   async run(args) {
     const a = parseArgs(args, { values: ['to', 'wait'] }, SWITCHOVER_USAGE);
     const waitS = waitSeconds(a, SWITCHOVER_USAGE);
@@ -232,8 +223,6 @@ export const switchover: Command = {
 };
 
 export const failover: Command = {
-  summary: 'HA mode, no leader: make NODE the leader (may lose data: says how much first); returns once it accepts writes',
-  usage: FAILOVER_USAGE,
   async run(args) {
     const a = parseArgs(args, { values: ['to', 'wait'] }, FAILOVER_USAGE);
     const to = a.values.get('to');

@@ -9,9 +9,10 @@ import type pg from 'pg';
 import type { Config } from '../config/env.js';
 import { UserError } from '../errors.js';
 import { inRecovery } from '../postgres/promote.js';
-import { upstreamWalPosition } from '../postgres/replication.js';
+import { replicationTarget, upstreamWalPosition } from '../postgres/replication.js';
 import { readPhase } from '../state/phase.js';
 import { EXIT_USAGE, nodeConfig, parseArgs, print, withNode, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
 export const HEALTHY = 0;
 export const UNHEALTHY = 1;
@@ -46,7 +47,7 @@ async function standbyVerdict(c: pg.Client, cfg: Config, maxLag: number | undefi
   if (maxLag === undefined) return [HEALTHY, 'healthy: standby, streaming'];
   const upstream = w.sender_host && w.sender_port ? { host: w.sender_host, port: Number(w.sender_port) } : cfg.upstream;
   const where = upstream ? ` ${upstream.host}:${upstream.port}` : '';
-  const upstreamLsn = upstream && (await upstreamWalPosition({ ...upstream, password: cfg.replicationPassword, applicationName: cfg.nodeName }));
+  const upstreamLsn = upstream && (await upstreamWalPosition(replicationTarget(cfg, upstream)));
   const lag = Math.max(0, Number((
     await c.query(`SELECT pg_wal_lsn_diff(coalesce($1::pg_lsn, (SELECT latest_end_lsn FROM pg_stat_wal_receiver)),
       pg_last_wal_replay_lsn())::float8 AS lag`, [upstreamLsn ?? null])
@@ -57,11 +58,9 @@ async function standbyVerdict(c: pg.Client, cfg: Config, maxLag: number | undefi
     : [HEALTHY, `healthy: standby, streaming, ${lag} bytes behind the upstream${where}${asked}`];
 }
 
-const USAGE = 'pgrepl health [--primary|--standby] [--max-lag BYTES]';
+const USAGE = COMMAND_HELP.health.usage;
 
 export const health: Command = {
-  summary: 'exit 0 healthy, 1 unhealthy, 2 still starting (waiting, cloning, recovering)',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['primary', 'standby'], values: ['max-lag'] }, USAGE);
     if (a.flags.has('primary') && a.flags.has('standby')) throw new UserError(`--primary and --standby exclude each other; usage: ${USAGE}`, EXIT_USAGE);

@@ -2,12 +2,11 @@
 import { currentTimeline, inRecovery, promote as promoteServer } from '../postgres/promote.js';
 import { refuseInHaMode } from './ha.js';
 import { becomePostgres, nodeConfig, parseArgs, print, serverMajor, withNode, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
-const USAGE = 'pgrepl promote [--json]';
+const USAGE = COMMAND_HELP.promote.usage;
 
 export const promote: Command = {
-  summary: 'promote this standby; returns when it accepts writes and prints the new timeline',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, USAGE);
     const cfg = nodeConfig();

@@ -10,7 +10,8 @@ import { access, copyFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { archiveDirOf, checkWalName } from './archive-wal.js';
-import { EXIT_USAGE, parseArgs, type Command } from './local.js';
+import { EXIT_USAGE, parseArgs, type Command } from './args.js';
+import { COMMAND_HELP } from './help.js';
 
 export const NOT_IN_ARCHIVE = 1;
 
@@ -28,11 +29,9 @@ export async function restoreWal(name: string, dest: string, dir: string): Promi
   }
 }
 
-const USAGE = 'pgrepl restore-wal [--dir DIR] WALNAME DESTPATH';
+const USAGE = COMMAND_HELP['restore-wal'].usage;
 
 export const restoreWalCommand: Command = {
-  summary: 'restore_command (%f %p): copy a WAL file from the archive; exit 1 if it has none',
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { values: ['dir'], positional: 2 }, USAGE);
     if (a.positional.length !== 2) throw new UserError(`restore-wal needs WALNAME and DESTPATH (%f %p); usage: ${USAGE}`, EXIT_USAGE);

@@ -9,11 +9,12 @@ import { ASIDE_PARENT, ASIDE_PREFIX } from '../layout.js';
 import { readControlData } from '../observe/control-file.js';
 import { hostPort } from '../plan/upstream.js';
 import { currentTimeline, inRecovery } from '../postgres/promote.js';
-import { upstreamWalPosition } from '../postgres/replication.js';
+import { replicationTarget, upstreamWalPosition } from '../postgres/replication.js';
 import { walReceiver, walSenders } from '../postgres/server-state.js';
 import { readNodeState } from '../state/node-state.js';
 import { temporarySlotName } from '../steps/clone.js';
 import { parseArgs, print, withNode, nodeConfig, type Command } from './local.js';
+import { COMMAND_HELP } from './help.js';
 
 export interface NodeStatus {
   role: 'primary' | 'standby';
@@ -77,7 +78,7 @@ async function fencedTo(cfg: Config): Promise<string | null> {
 async function behindUpstream(cfg: Config, s: NodeStatus): Promise<{ bytes: number } | null> {
   const target = s.upstream?.host && s.upstream.port ? { host: s.upstream.host, port: s.upstream.port } : cfg.upstream;
   if (!target) return null;
-  const lsn = await upstreamWalPosition({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName });
+  const lsn = await upstreamWalPosition(replicationTarget(cfg, target));
   if (!lsn) return null;
   const bytes = await withNode(cfg, async (c) =>
     Number((await c.query('SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::float8 AS b', [lsn])).rows[0].b));
@@ -165,11 +166,9 @@ function render(s: NodeStatus): string[] {
   return lines;
 }
 
-const USAGE = 'pgrepl status [--json]';
+const USAGE = COMMAND_HELP.status.usage;
 
 export const status: Command = {
-  summary: "this node's role, timeline, upstream and lag; its standbys and slots",
-  usage: USAGE,
   async run(args) {
     const a = parseArgs(args, { flags: ['json'] }, USAGE);
     const cfg = nodeConfig();

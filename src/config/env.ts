@@ -10,8 +10,10 @@ import { cleanEnv, str } from 'envalid';
 import { UserError } from '../errors.js';
 import { checkHaOnly, haConfig, haSpec, type HaConfig } from './ha.js';
 import { Secret } from './secret.js';
+import { tlsConfig, type TlsConfig } from './tls.js';
 import type { SyncCommit } from '../postgres/settings.js';
-import { DEFAULT_TOKEN, replicationPassword } from './token.js';
+import { replicationPassword } from './token.js';
+import { shellWords, ShellWordsError } from '../util/shell-words.js';
 import {
   absolutePath, cidrList, databaseList, flag, hbaMethod, host, identifier, InvalidValue, mayHoldCredentials, nodeName,
   nonNegativeInt, oneOf, peerList, positiveInt, sanitiseNodeName, tcpPort, walSize,
@@ -20,6 +22,7 @@ import {
 
 export type Role = 'PRIMARY' | 'STANDBY';
 export type { HaConfig } from './ha.js';
+export type { TlsConfig } from './tls.js';
 
 export const GESTALT_DATABASES = [
   'gestalt-security', 'gestalt-meta', 'gestalt-lambda', 'gestalt-laser', 'gestalt-apigateway', 'gestalt-kong',
@@ -40,9 +43,14 @@ export interface Config {
   port: number;
   /** Where this node's Unix socket lives (the official image's and Debian's default). */
   socketDir: string;
-  token: Secret;
-  tokenIsDefault: boolean;
-  /** md5 hex of token + "\n": the pgrepl role's password. */
+  /** PGREPL_TOKEN; without it a PRIMARY runs with replication off (a STANDBY and HA mode refuse). */
+  token: Secret | undefined;
+  /** A token was given: the pgrepl role logs in and pg_hba lets it replicate. */
+  replicationOn: boolean;
+  /**
+   * md5 hex of token + "\n": the pgrepl role's password. Without a token its reveal() throws:
+   * only a PRIMARY may start without one, and a PRIMARY without peers never logs in as pgrepl.
+   */
   replicationPassword: Secret;
   debug: boolean;
   logFormat: 'json' | 'pretty';
@@ -67,22 +75,25 @@ export interface Config {
   syncCommit: SyncCommit;
   peers: HostPort[];
   fence: 'rejoin' | 'refuse';
+  /** TLS for replication and rewind (PGREPL_TLS_*, config/tls.ts); undefined: off. */
+  tls: TlsConfig | undefined;
   /**
    * HA mode (PGREPL_ETCD_ENDPOINTS, SPEC §7); undefined without it. With it, upstream and peers
    * are empty (etcd decides) and role is only a bootstrap hint.
    */
   ha?: HaConfig;
-  /** Things worth saying loudly at start, e.g. the default token. */
+  /** Things worth saying loudly at start, e.g. that replication is off. */
   warnings: string[];
 }
 
 export const SOCKET_DIR = '/var/run/postgresql';
 
 /** Variables that may instead be given as a file (Docker/Kubernetes secrets), as in the official image. */
-const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD'];
+const FILE_VARIANTS = ['POSTGRES_PASSWORD', 'POSTGRES_USER', 'POSTGRES_DB', 'POSTGRES_INITDB_ARGS', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD',
+  'PGREPL_TLS_CERT', 'PGREPL_TLS_KEY', 'PGREPL_TLS_CA'];
 
 /** Values never echoed back in an error message. */
-const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD']);
+const SECRET_VARS = new Set(['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGREPL_ETCD_PASSWORD', 'PGREPL_TLS_KEY']);
 
 /** Variables where an empty value means something (an empty list), not "unset". */
 const EMPTY_IS_A_VALUE = new Set(['PGREPL_GESTALT_DATABASES']);
@@ -153,9 +164,59 @@ const spec = {
   PGREPL_SYNC_COMMIT: oneOf(['on', 'remote_apply', 'remote_write', 'local', 'off'] as const, 'PGREPL_SYNC_COMMIT=remote_apply')({ default: 'on' }),
   PGREPL_PEERS: peerList('PGREPL_PEERS=pg1:5432,pg2:5432')({ default: [] }),
   PGREPL_FENCE: oneOf(['rejoin', 'refuse'] as const, 'PGREPL_FENCE=rejoin')({ default: 'rejoin' }),
+  PGREPL_TLS: oneOf(['self-signed'] as const, 'PGREPL_TLS=self-signed')({ default: undefined }),
+  // A PEM file's path or the PEM itself; read and checked by config/tls.ts.
+  PGREPL_TLS_CERT: str({ default: undefined }),
+  PGREPL_TLS_KEY: str({ default: undefined }),
+  PGREPL_TLS_CA: str({ default: undefined }),
   ...haSpec,
 };
 
+/** Every variable the configuration reads (the _FILE variants too), for checking deployment files against. */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(spec), ...FILE_VARIANTS.map((name) => `${name}_FILE`)];
+
+
+/** The one warning of a PRIMARY started without a token. */
+export const REPLICATION_OFF =
+  'PGREPL_TOKEN is not set: replication is off. This node runs as a plain PostgreSQL server: the role pgrepl cannot log in and pg_hba.conf has no replication rule for it. To turn replication on, start it again with PGREPL_TOKEN (or PGREPL_TOKEN_FILE) set to a long random value, the same on every node';
+
+/**
+ * Without a token only a plain PRIMARY may start (with replication off): what would have to log in
+ * as pgrepl, or wait for a standby that cannot, is refused before anything touches PGDATA.
+ */
+function refuseWithoutToken(role: Role, hasPeers: boolean, syncStandbys: number): void {
+  const set = 'set PGREPL_TOKEN (or PGREPL_TOKEN_FILE)';
+  if (role === 'STANDBY') {
+    throw new UserError(`PGREPL_ROLE=STANDBY needs PGREPL_TOKEN: a standby logs in to its upstream with it; ${set} to the token of its upstream`);
+  }
+  if (hasPeers) {
+    throw new UserError(`PGREPL_PEERS needs PGREPL_TOKEN: this node asks its peers what they are over replication connections, which log in with it; ${set}, the same on every node, or unset PGREPL_PEERS`);
+  }
+  if (syncStandbys > 0) {
+    throw new UserError(`PGREPL_SYNC_STANDBYS=${syncStandbys} needs PGREPL_TOKEN: without it replication is off, no standby can connect, and every commit would wait for one forever; ${set}, the same on every node, or set PGREPL_SYNC_STANDBYS=0`);
+  }
+}
+
+/**
+ * What starting a node needs beyond what every command needs. HA nodes replicate from each other
+ * whatever role etcd gives them, so HA mode needs a token to start; the HA commands (`pgrepl
+ * list`, `switchover`) only talk to etcd and run without one.
+ */
+export function checkNodeStart(cfg: Config): void {
+  if (cfg.ha && !cfg.replicationOn) {
+    throw new UserError('PGREPL_ETCD_ENDPOINTS (HA mode) needs PGREPL_TOKEN: HA nodes replicate from each other and log in with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value, the same on every node');
+  }
+}
+
+/** POSTGRES_INITDB_ARGS, split as the official entrypoint's eval splits it (quotes, backslashes). */
+function initdbArgsOf(text: string): string[] {
+  try {
+    return shellWords(text);
+  } catch (err) {
+    if (!(err instanceof ShellWordsError)) throw err;
+    throw new UserError(`POSTGRES_INITDB_ARGS is not valid: ${err.message}`);
+  }
+}
 
 export function loadConfig(rawEnv: Env = process.env, host_name: string = hostname()): Config {
   checkHaOnly(rawEnv);
@@ -173,6 +234,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
   });
 
   const warnings: string[] = [];
+  const tls = tlsConfig(env, e.PGREPL_TLS);
   const ha = haConfig({ env: e, raw: env, role: e.PGREPL_ROLE, port: e.PGPORT, hostName: host_name, warnings });
   const upstream: Upstream | undefined = ha
     ? undefined
@@ -187,15 +249,13 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     );
   }
 
-  const tokenIsDefault = e.PGREPL_TOKEN === undefined;
-  const token = e.PGREPL_TOKEN ?? DEFAULT_TOKEN;
-  if (tokenIsDefault) {
-    warnings.push(
-      'PGREPL_TOKEN is not set: using the well-known default token, so anyone who can reach this node can replicate all of its data. Set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value on every node',
-    );
+  const token = e.PGREPL_TOKEN;
+  if (token === undefined && !ha) {
+    refuseWithoutToken(e.PGREPL_ROLE, e.PGREPL_PEERS.length > 0, e.PGREPL_SYNC_STANDBYS);
+    warnings.push(REPLICATION_OFF);
   }
 
-  const initdbArgs = e.POSTGRES_INITDB_ARGS.split(/\s+/).filter((a) => a !== '');
+  const initdbArgs = initdbArgsOf(e.POSTGRES_INITDB_ARGS);
   const owned = initdbArgs.find((a) => /^(-D|--pgdata)(=|$)/.test(a));
   if (owned) {
     throw new UserError(`POSTGRES_INITDB_ARGS must not contain ${owned}: the data directory is PGDATA`);
@@ -225,9 +285,11 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     pgdata: e.PGDATA,
     port: e.PGPORT,
     socketDir: SOCKET_DIR,
-    token: new Secret(token),
-    tokenIsDefault,
-    replicationPassword: new Secret(replicationPassword(token)),
+    token: token === undefined ? undefined : new Secret(token),
+    replicationOn: token !== undefined,
+    replicationPassword: token === undefined
+      ? Secret.missing('the replication password is needed, but PGREPL_TOKEN is not set (replication is off)')
+      : new Secret(replicationPassword(token)),
     debug: e.PGREPL_DEBUG,
     logFormat: e.PGREPL_LOG_FORMAT,
     postgresUser: e.POSTGRES_USER,
@@ -250,6 +312,7 @@ export function loadConfig(rawEnv: Env = process.env, host_name: string = hostna
     syncCommit: e.PGREPL_SYNC_COMMIT,
     peers: ha ? [] : e.PGREPL_PEERS,
     fence: e.PGREPL_FENCE,
+    tls,
     ...(ha && { ha }),
     warnings,
   };

@@ -134,6 +134,10 @@ export function haConfig({ env: e, raw, role, port, hostName, warnings }: HaInpu
     if (raw[name] !== undefined) warnings.push(`${name} is ignored in HA mode (PGREPL_ETCD_ENDPOINTS): ${why}; unset ${name}`);
   }
   const host = e.PGREPL_CONNECT_ADDRESS && e.PGREPL_API_CONNECT_ADDRESS ? '' : defaultHost(hostName);
+  // Where the others reach the API, unless said: the address it listens on, when that is one
+  // address; otherwise the host the others reach postgres at; otherwise this host's name.
+  const wildcard = ['0.0.0.0', '::'].includes(e.PGREPL_API_LISTEN.host);
+  const apiHost = !wildcard ? e.PGREPL_API_LISTEN.host : e.PGREPL_CONNECT_ADDRESS?.host ?? host;
   return {
     etcd: {
       endpoints,
@@ -147,7 +151,7 @@ export function haConfig({ env: e, raw, role, port, hostName, warnings }: HaInpu
     keyPrefix: `/pgrepl/${e.PGREPL_CLUSTER}/`,
     connectAddress: e.PGREPL_CONNECT_ADDRESS ?? { host, port },
     apiListen: e.PGREPL_API_LISTEN,
-    apiConnectAddress: e.PGREPL_API_CONNECT_ADDRESS ?? { host, port: e.PGREPL_API_LISTEN.port },
+    apiConnectAddress: e.PGREPL_API_CONNECT_ADDRESS ?? { host: apiHost, port: e.PGREPL_API_LISTEN.port },
     timing,
     maxLagOnFailover: e.PGREPL_MAX_LAG_ON_FAILOVER,
     nofailover: e.PGREPL_NOFAILOVER,

@@ -20,8 +20,9 @@ import { log } from '../log.js';
 import type { PostgresChild } from '../handover/postgres-child.js';
 import { ident, literal } from '../postgres/client.js';
 import { promote as promoteServer } from '../postgres/promote.js';
-import { converse, createPhysicalSlot, withReplicationClient } from '../postgres/replication.js';
+import { converse, createPhysicalSlot, replicationTarget, withReplicationClient } from '../postgres/replication.js';
 import { start } from '../startup.js';
+import { serverArgs } from '../steps/server-args.js';
 import { readPidFile } from '../steps/temp-server.js';
 import { writeNodeSettings } from '../steps/settings.js';
 import type { Lsn } from './lsn.js';
@@ -83,13 +84,13 @@ export async function actPostgres(ctx: PgActContext, action: PgAction, addressOf
     case 'demote-fast':
       // postgres reads standby.signal only at start: write it first, then stop (sessions killed at once) and start read-only.
       await writeReadOnly(ctx);
-      await ctx.child.restart(ctx.postgresArgs, 'fast');
+      await ctx.child.restart(await postgresArgs(ctx), 'fast');
       await waitReady(ctx);
       return {};
     case 'resume-writable':
       // No standby.signal: postgres replays its own WAL to the end and opens on the same timeline (no promotion).
       await rm(join(ctx.cfg.pgdata, STANDBY_SIGNAL), { force: true });
-      await ctx.child.restart(ctx.postgresArgs, 'fast');
+      await ctx.child.restart(await postgresArgs(ctx), 'fast');
       await waitReady(ctx);
       return {};
     case 'promote':
@@ -144,8 +145,11 @@ async function startUp(ctx: PgActContext, role: Config['role'], leader?: HostPor
   });
 }
 
+/** The user's arguments for postgres, as every start of it gets them (a config_file among them loads pgrepl's settings too). */
+const postgresArgs = (ctx: PgActContext): Promise<string[]> => serverArgs(ctx.postgresArgs, ctx.cfg.pgdata);
+
 async function startChild(ctx: PgActContext): Promise<void> {
-  await ctx.child.start(ctx.postgresArgs);
+  await ctx.child.start(await postgresArgs(ctx));
   await waitReady(ctx);
 }
 
@@ -186,7 +190,7 @@ async function follow(ctx: PgActContext, leader: HostPort, how: 'reload' | 'rest
 
 async function createSlotOn(ctx: PgActContext, on: HostPort): Promise<void> {
   const name = ctx.cfg.nodeName;
-  const created = await withReplicationClient({ ...on, password: ctx.cfg.replicationPassword, applicationName: name }, (c) => createPhysicalSlot(c, name));
+  const created = await withReplicationClient(replicationTarget(ctx.cfg, on, name), (c) => createPhysicalSlot(c, name));
   if (created) log.info({ slot: name, on: `${on.host}:${on.port}` }, "created this node's slot on the leader");
 }
 

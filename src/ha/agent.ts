@@ -266,8 +266,9 @@ class Agent {
       if (isEtcdAction(action)) {
         const r = await actEtcd(this.etcdCtx, action, facts);
         if (!r.ok) {
-          const why = 'why' in r ? r.why : r.error;
-          log.warn({ action: action.do }, `${action.do}: ${why}`);
+          // Losing a race is how the race works (info); etcd failing or the lease gone is not (warn).
+          if ('lost' in r) log.info({ action: action.do }, r.why);
+          else log.warn({ action: action.do }, 'why' in r ? r.why : r.error);
           return { failed: !('lost' in r), pgChanged };
         }
         this.afterEtcd(action);
@@ -349,6 +350,7 @@ class Agent {
       ...(l.receivedLsn && { receivedLsn: l.receivedLsn }),
       ...(l.replayedLsn && { replayedLsn: l.replayedLsn }),
       ...(l.writeLsn && { writeLsn: l.writeLsn }),
+      ...(streaming && l.walReceiver?.from && { upstream: l.walReceiver.from }),
       nofailover: this.settings.nofailover,
     };
   }

@@ -159,6 +159,9 @@ export function decodeMember(raw: string, name: string): Decoded<MemberKey> {
     role: v.role as MemberKey['role'], state: v.state as MemberKey['state'], nofailover: v.nofailover as boolean,
   };
   for (const k of ['timeline', 'receivedLsn', 'replayedLsn', 'writeLsn'] as const) if (v[k] !== undefined) (m as unknown as Record<string, unknown>)[k] = v[k];
+  // Only drawn in `pgrepl list`, never decided on: one that is not a string is left out rather
+  // than making the member no member (no candidate) over a picture.
+  if (isName(v.upstream)) m.upstream = v.upstream;
   return ok(m);
 }
 

@@ -6,8 +6,16 @@
  * published it (up to one loop old), counted from the member's furthest position (received or
  * replayed): the position decide.ts holds against PGREPL_MAX_LAG_ON_FAILOVER. A member that the
  * leader's stale position puts "ahead" is shown 0 behind.
+ *
+ * The table is the topology as a tree (as the seed README drew it by hand): the leader first, the
+ * members streaming from it under it, a cascade under the standby it streams from, then the
+ * members streaming from no member (stopped, or not streaming). Who streams from whom: a member's
+ * `upstream` (the address its walreceiver streams from) when it is another member's address; a
+ * member without one (an agent from before `upstream`) that is 'streaming' streams from the
+ * leader, as the agent defines 'streaming'.
  */
 import { lsnDistance, maxLsn } from './lsn.js';
+import { treeLines } from '../util/tree.js';
 import type { ClusterKeys, MemberKey, SwitchoverRequest } from './types.js';
 
 /** What the listing needs from one read of the keys (no lease IDs, no history). */
@@ -53,6 +61,10 @@ export interface ListedMember {
   receivedLsn: string | null;
   replayedLsn: string | null;
   writeLsn: string | null;
+  /** host:port its walreceiver streams from, as it published it; null when not streaming (or not said). */
+  upstream: string | null;
+  /** The member it streams from (the tree's parent); null for the leader and for a member streaming from none. */
+  upstreamMember: string | null;
   /** Bytes behind the leader's write position; null for the leader itself, or when either position is unknown. */
   lagBytes: number | null;
   leader: boolean;
@@ -91,8 +103,31 @@ function lagOf(m: MemberKey, leader: MemberKey | undefined): number | null {
   }
 }
 
+/** Each member's parent in the tree (see the head comment); a member in a loop of upstreams gets none. */
+function upstreamMembers(members: MemberKey[], leader: MemberKey | undefined): Map<string, string> {
+  const byAddress = new Map(members.map((m) => [m.address, m.name]));
+  const parent = new Map<string, string>();
+  for (const m of members) {
+    const from = m.upstream !== undefined ? byAddress.get(m.upstream) : m.state === 'streaming' ? leader?.name : undefined;
+    if (from !== undefined && from !== m.name) parent.set(m.name, from);
+  }
+  // Two agents claiming each other (stale keys, one address reused): cut the loop where it closes.
+  for (const m of members) {
+    const seen = new Set([m.name]);
+    for (let p = parent.get(m.name); p !== undefined; p = parent.get(p)) {
+      if (seen.has(p)) {
+        parent.delete(m.name);
+        break;
+      }
+      seen.add(p);
+    }
+  }
+  return parent;
+}
+
 export function listing(view: ClusterView): ClusterListing {
   const leader = view.members.find((m) => m.name === view.leader);
+  const parents = upstreamMembers(view.members, leader);
   const sync = view.sync?.standbys ?? [];
   const key = (m: MemberKey) => (m.name === view.leader ? '0' : `1${m.name}`);
   const members = [...view.members].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).map((m): ListedMember => {
@@ -108,6 +143,8 @@ export function listing(view: ClusterView): ClusterListing {
       receivedLsn: m.receivedLsn ?? null,
       replayedLsn: m.replayedLsn ?? null,
       writeLsn: m.writeLsn ?? null,
+      upstream: m.upstream ?? null,
+      upstreamMember: parents.get(m.name) ?? null,
       lagBytes: lagOf(m, leader),
       leader: isLeader,
       sync: isSync,
@@ -150,18 +187,22 @@ function headerLines(l: ClusterListing): string[] {
   return lines;
 }
 
-/** The human table: a header line (cluster, system, leader, timeline), notes (pause, a pending request), one row per member. */
+/**
+ * The human picture: a header line (cluster, system, leader, timeline), notes (pause, a pending
+ * request), then one row per member, the Member column drawn as the tree of who streams from whom.
+ */
 export function listTable(view: ClusterView): string {
   const l = listing(view);
-  const head = ['Member', 'Address', 'Role', 'State', 'TL', 'Lag', 'Tags'];
-  const rightAligned = new Set([4, 5]);
-  const rows = l.members.map((m) => [
-    m.name, m.address, m.role, m.state, m.timeline === null ? '?' : String(m.timeline),
-    m.leader ? '' : m.lagBytes === null ? 'unknown' : formatLag(m.lagBytes), m.tags.join(' '),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  const table = l.members.length ? [line(head), ...rows.map(line)] : ['No members: no agent has published itself yet'];
+  if (!l.members.length) return `${[...headerLines(l), 'No members: no agent has published itself yet'].join('\n')}\n`;
+  const table = treeLines({
+    head: ['Member', 'Address', 'Role', 'State', 'TL', 'Lag', 'Tags'],
+    rightAligned: [4, 5],
+    rows: l.members.map((m) => ({
+      name: m.name,
+      parent: m.upstreamMember,
+      cells: [m.address, m.role, m.state, m.timeline === null ? '?' : String(m.timeline),
+        m.leader ? '' : m.lagBytes === null ? 'unknown' : formatLag(m.lagBytes), m.tags.join(' ')],
+    })),
+  });
   return `${[...headerLines(l), ...table].join('\n')}\n`;
 }

@@ -37,6 +37,8 @@ export interface MemberKey {
   replayedLsn?: Lsn;
   /** A primary's current write position. */
   writeLsn?: Lsn;
+  /** A standby whose walreceiver streams: host:port it streams from (the leader's address, or another member's in a cascade). */
+  upstream?: string;
   nofailover: boolean;
 }
 

@@ -4,6 +4,17 @@ import type { Config } from '../config/env.js';
 /** Variables postgres and its children have no business seeing. */
 const SECRET_ENV = ['POSTGRES_PASSWORD', 'PGREPL_TOKEN', 'PGPASSWORD', 'PGREPL_ETCD_PASSWORD'];
 
+/**
+ * Takes the secrets out of this process's environment once the configuration holds them, so that
+ * no program started from here on inherits them: pg_ctl and the temporary server, initdb, psql,
+ * pg_basebackup, pg_rewind. Init scripts get theirs back explicitly, as the official image gives
+ * them (steps/init-scripts.ts); this process's own /proc/PID/environ still shows its start-up
+ * environment, as the official entrypoint's shell does.
+ */
+export function withholdSecretsFromChildren(env: NodeJS.ProcessEnv = process.env): void {
+  for (const k of SECRET_ENV) delete env[k];
+}
+
 export function postgresEnv(cfg: Config, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env, PGDATA: cfg.pgdata, PGPORT: String(cfg.port) };
   for (const k of SECRET_ENV) delete out[k];

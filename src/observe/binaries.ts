@@ -14,10 +14,27 @@ export function parseMajor(versionOutput: string): number | undefined {
   return first >= 10 ? first : Number(`${m[1]}.${m[2] ?? 0}`);
 }
 
+/** `postgres --version` started ahead of time (probeBinaries), not asked for yet. */
+let probed: Promise<string> | undefined;
+
+const askVersion = async (): Promise<string> => (await promisify(execFile)('postgres', ['--version'])).stdout;
+
+/**
+ * Starts `postgres --version` now, for the next binariesMajor(): `pgrepl postgres` calls it
+ * before it loads the entrypoint, so that the program runs (on another core) while Node loads
+ * and configures, instead of after. Its failure is reported by binariesMajor(), if it is asked.
+ */
+export function probeBinaries(): void {
+  probed = askVersion();
+  probed.catch(() => undefined); // not asked (a refusal came first): not an unhandled rejection
+}
+
 export async function binariesMajor(): Promise<number> {
   let out: string;
+  const answer = probed ?? askVersion();
+  probed = undefined; // one answer per probe: the next caller asks again
   try {
-    out = (await promisify(execFile)('postgres', ['--version'])).stdout;
+    out = await answer;
   } catch (err) {
     const code = (err as { code?: string }).code;
     throw new UserError(

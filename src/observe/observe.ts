@@ -9,7 +9,7 @@ import type { Config, Role } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
 import { hostPort, upstreamPatience, effectiveUpstream, type EffectiveUpstream } from '../plan/upstream.js';
-import { serverInRecovery, slotExists } from '../postgres/replication.js';
+import { replicationTarget, serverInRecovery, slotExists } from '../postgres/replication.js';
 import { fingerprintMatches, readNodeState, type FenceRecord, type FollowOverride, type ReplicationAuthMethod } from '../state/node-state.js';
 import { clearPhase, writePhase } from '../state/phase.js';
 import { binariesMajor, parseMajor } from './binaries.js';
@@ -23,8 +23,11 @@ export interface Observation {
   strayClusters?: StrayCluster[] | undefined;
   binariesMajor: number;
   runningAsRoot: boolean;
-  /** The pgrepl role's password in the cluster is the one derived from the current token. */
-  replicationPasswordCurrent: boolean;
+  /**
+   * The pgrepl role is as the configuration wants it, as recorded by the last start: its password
+   * the one derived from the current token, or, without a token, locked (it cannot log in).
+   */
+  replicationRoleCurrent: boolean;
   lastRole: Role | undefined;
   /** The newest timeline this node was a standby on, from its state (NodeState.standbyTimeline). */
   standbyTimeline?: number | undefined;
@@ -55,13 +58,13 @@ export interface PeerFound {
 /** One try at a peer: what system and timeline it is (replication connection), and whether it is a standby. */
 async function probePeer(cfg: Config, target: HostPort): Promise<PeerFound> {
   const found = await observeUpstream({
-    upstream: target, password: cfg.replicationPassword, applicationName: cfg.nodeName, patienceSeconds: 0, label: 'peer',
+    target: replicationTarget(cfg, target), patienceSeconds: 0, label: 'peer',
   });
   if (!found.reachable) {
     log.info({ peer: hostPort(target), error: found.error }, `peer ${hostPort(target)} does not answer`);
     return { target, found, inRecovery: undefined };
   }
-  const inRecovery = await serverInRecovery({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName });
+  const inRecovery = await serverInRecovery(replicationTarget(cfg, target));
   return { target, found, inRecovery };
 }
 
@@ -84,7 +87,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     pgdata,
     binariesMajor: major,
     runningAsRoot: process.getuid?.() === 0,
-    replicationPasswordCurrent: false,
+    replicationRoleCurrent: false,
     lastRole: undefined,
     replicationAuthMethod: undefined,
     follow: undefined,
@@ -104,7 +107,9 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.follow = read.state?.follow;
     obs.fenced = read.state?.fenced;
     obs.replicationAuthMethod = auth?.method;
-    obs.replicationPasswordCurrent = auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint);
+    obs.replicationRoleCurrent = cfg.replicationOn
+      ? auth !== undefined && fingerprintMatches(cfg.replicationPassword.reveal(), auth.fingerprint)
+      : read.state?.replicationOff === true;
   }
   const target = effectiveUpstream(cfg.upstream, obs.follow);
   if (cfg.role === 'STANDBY' && target && !unusable(pgdata, major)) {
@@ -113,20 +118,19 @@ export async function observe(cfg: Config): Promise<Observation> {
     const patience = upstreamPatience(pgdata, obs.lastRole, cfg.upstreamTimeoutSeconds);
     if (patience > 5) writePhase(cfg.socketDir, cfg.port, 'waiting for upstream');
     const found = await observeUpstream({
-      upstream: target,
-      password: cfg.replicationPassword,
-      applicationName: cfg.nodeName,
+      target: replicationTarget(cfg, target),
       patienceSeconds: patience,
     }).finally(() => clearPhase(cfg.socketDir, cfg.port));
     // Whether this node's slot is there (undefined: could not be asked).
     const slotThere = found.reachable && cfg.slots
-      ? await slotExists({ ...target, password: cfg.replicationPassword, applicationName: cfg.nodeName }, cfg.nodeName)
+      ? await slotExists(replicationTarget(cfg, target), cfg.nodeName)
       : undefined;
     obs.upstream = { target, found, slotExists: slotThere };
   }
   // Fencing: a PRIMARY about to open for writes first looks at its peers (and a fenced node at
   // the peer it follows), all at once, one try each.
-  if (cfg.role === 'PRIMARY' && pgdata.kind === 'cluster' && !unusable(pgdata, major) && (cfg.peers.length > 0 || obs.fenced)) {
+  // (Without a token there are no peers, and a fenced node is refused: nothing to ask.)
+  if (cfg.role === 'PRIMARY' && cfg.replicationOn && pgdata.kind === 'cluster' && !unusable(pgdata, major) && (cfg.peers.length > 0 || obs.fenced)) {
     const targets = [...cfg.peers];
     const fenced = obs.fenced;
     if (fenced && !targets.some((t) => hostPort(t) === hostPort(fenced))) targets.push({ host: fenced.host, port: fenced.port });

@@ -5,13 +5,18 @@
  * replication role) ends the wait at once: waiting does not fix it. What that means for the
  * start (a standby with data starts anyway, an empty one cannot) is the planner's to say.
  */
-import type { Secret } from '../config/secret.js';
-import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
-import { identifySystem, withReplicationClient, type SystemIdentity } from '../postgres/replication.js';
+import { identifySystem, withReplicationClient, type ReplicationTarget, type SystemIdentity } from '../postgres/replication.js';
 
 /** Why a server that answered would not let this node replicate. */
-export type Refusal = 'password' | 'no replication role' | 'not allowed';
+export type Refusal = 'password' | 'no replication role' | 'cannot log in' | 'not allowed' | 'needs TLS' | 'no TLS' | 'certificate';
+
+/** Node's words for a certificate that does not verify against the CA, or does not name the host. */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
+  'CERT_REJECTED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 export type UpstreamFound =
   | ({ reachable: true } & SystemIdentity)
@@ -28,14 +33,22 @@ function describe(err: unknown): string {
 function refusal(err: unknown): Refusal | undefined {
   const e = err as { code?: string; message?: string };
   if (e.code === '28P01') return 'password';
-  if (e.code === '28000') return /role "[^"]*" does not exist/.test(e.message ?? '') ? 'no replication role' : 'not allowed';
+  if (e.code !== undefined && CERTIFICATE_ERRORS.has(e.code)) return 'certificate';
+  if (/server does not support SSL/i.test(e.message ?? '')) return 'no TLS';
+  if (e.code === '28000') {
+    // pg_hba's hostssl rules (a TLS upstream) and its reject of the role without TLS; "SSL off" before 14.
+    if (/, (no encryption|SSL off)$/.test(e.message ?? '')) return 'needs TLS';
+    if (/role "[^"]*" does not exist/.test(e.message ?? '')) return 'no replication role';
+    // NOLOGIN: a primary started without PGREPL_TOKEN locks the role (replication off).
+    if (/role "[^"]*" is not permitted to log in/.test(e.message ?? '')) return 'cannot log in';
+    return 'not allowed';
+  }
   return undefined;
 }
 
 export interface UpstreamProbe {
-  upstream: HostPort;
-  password: Secret;
-  applicationName: string;
+  /** Whom to ask, as this node connects (its password, TLS, name). */
+  target: ReplicationTarget;
   /** How long to keep trying, in seconds; 0 = one try. */
   patienceSeconds: number;
   /** Where that patience comes from, for messages (default PGREPL_UPSTREAM_TIMEOUT). */
@@ -45,16 +58,13 @@ export interface UpstreamProbe {
 }
 
 export async function observeUpstream(p: UpstreamProbe): Promise<UpstreamFound> {
-  const where = `${p.upstream.host}:${p.upstream.port}`;
+  const where = `${p.target.host}:${p.target.port}`;
   const label = p.label ?? 'upstream';
   const deadline = Date.now() + p.patienceSeconds * 1000;
   let delay = 500;
   for (let attempt = 1; ; attempt++) {
     try {
-      const id = await withReplicationClient(
-        { host: p.upstream.host, port: p.upstream.port, password: p.password, applicationName: p.applicationName },
-        identifySystem,
-      );
+      const id = await withReplicationClient(p.target, identifySystem);
       log.info({ [label]: where, ...id }, `${label} ${where} answers`);
       return { reachable: true, ...id };
     } catch (err) {

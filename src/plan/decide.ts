@@ -52,11 +52,13 @@ export type Step =
   | { do: 'finish-swap' }
   | { do: 'discard-interrupted-build'; staging: string }
   | { do: 'initdb' }
-  /** settings: -c settings for this temporary server only. */
+  /** settings: -c settings for this temporary server only, name=value as postgres takes them (no shell quoting). */
   | { do: 'start-temp-server'; on: 'staging' | 'pgdata'; settings?: string[] }
   | { do: 'create-databases' }
   | { do: 'allow-host-connections' }
   | { do: 'set-replication-role' }
+  /** No PGREPL_TOKEN: the pgrepl role, if there is one, cannot log in (replication off). */
+  | { do: 'lock-replication-role' }
   | { do: 'run-init-scripts' }
   | { do: 'promote-temp-server' }
   | { do: 'stop-temp-server' }
@@ -86,6 +88,8 @@ export interface Intent {
   upstreamTimeoutSeconds: number;
   /** What a PRIMARY does when a peer is a newer primary of its cluster (PGREPL_FENCE). */
   fence: 'rejoin' | 'refuse';
+  /** PGREPL_TOKEN is set: the pgrepl role logs in; without it replication is off. */
+  replicationOn: boolean;
 }
 
 export type Plan =
@@ -109,6 +113,8 @@ function prepare(obs: Observation): Step[] {
 
 const finishSwap = (c: ClusterFound): Step[] => (c.swapPending ? [{ do: 'finish-swap' }] : []);
 const finishWalMoves = (copies: string[] | undefined): Step[] => (copies ?? []).map((copy) => ({ do: 'finish-wal-move', copy }));
+/** The pgrepl role as the token wants it: its password set, or (no token) unable to log in. */
+const replicationRole = (intent: Intent): Step => ({ do: intent.replicationOn ? 'set-replication-role' : 'lock-replication-role' });
 
 export function decide(obs: Observation, intent: Intent): Plan {
   return unusable(obs, intent.pgdata) ?? (intent.role === 'PRIMARY' ? decidePrimary(obs, intent) : decideStandby(obs, intent));
@@ -194,9 +200,9 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
             ...prepare(obs),
             ...finishSwap(found),
             // Detached from its old upstream (12+; 11 reads it from recovery.conf, removed by the promotion).
-            { do: 'start-temp-server', on: 'pgdata', settings: obs.binariesMajor >= 12 ? [`primary_conninfo=''`] : [] },
+            { do: 'start-temp-server', on: 'pgdata', settings: obs.binariesMajor >= 12 ? ['primary_conninfo='] : [] },
             { do: 'promote-temp-server' },
-            { do: 'set-replication-role' },
+            replicationRole(intent),
             { do: 'stop-temp-server' },
             { do: 'write-settings', as: 'PRIMARY' },
             { do: 'record-state', as: 'PRIMARY' },
@@ -204,7 +210,7 @@ function decidePrimary(obs: Observation, intent: Intent): Plan {
           ],
         };
       }
-      return restartPrimary(obs, 'primary cluster × PRIMARY', `${P} holds a primary's cluster${peersChecked(obs, found.systemIdentifier)}`, found);
+      return restartPrimary(obs, intent, 'primary cluster × PRIMARY', `${P} holds a primary's cluster${peersChecked(obs, found.systemIdentifier)}`, found);
     }
   }
   return refuse('unknown', `${P}: unexpected state`);
@@ -253,6 +259,13 @@ function describePeer(p: PeerFound, system: string | undefined): string {
  */
 function fence(obs: Observation, intent: Intent, found: ClusterFound): Plan | undefined {
   const P = `PGDATA=${intent.pgdata}`;
+  // Following the peer it was fenced into following logs in as pgrepl: that needs the token.
+  if (obs.fenced && !intent.replicationOn) {
+    return refuse(
+      'fenced × no token',
+      `${P} holds a node fenced into following ${hostPort(obs.fenced)} (a newer primary of its cluster), which it does on every start, and a standby needs PGREPL_TOKEN to log in there: set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to the cluster's token; nothing was changed`,
+    );
+  }
   // A peer that refuses this node's replication password cannot be asked what it is, and a
   // token that differs between nodes is a mistake to fix before anything opens for writes.
   for (const p of obs.peers ?? []) {
@@ -323,15 +336,16 @@ function followPeer(obs: Observation, intent: Intent, peer: PeerFound, row: stri
   return { row, why: `${why}: ${plan.why}`, steps: plan.steps, fencedTo: target };
 }
 
-function restartPrimary(obs: Observation, row: string, why: string, found: ClusterFound): Plan {
-  const role: Step[] = obs.replicationPasswordCurrent
+function restartPrimary(obs: Observation, intent: Intent, row: string, why: string, found: ClusterFound): Plan {
+  const role: Step[] = obs.replicationRoleCurrent
     ? []
-    : [{ do: 'start-temp-server', on: 'pgdata' }, { do: 'set-replication-role' }, { do: 'stop-temp-server' }];
+    : [{ do: 'start-temp-server', on: 'pgdata' }, replicationRole(intent), { do: 'stop-temp-server' }];
+  const roleWhy = intent.replicationOn
+    ? obs.replicationRoleCurrent ? 'the replication password is current' : 'the replication password is re-applied'
+    : `replication is off (no PGREPL_TOKEN): ${obs.replicationRoleCurrent ? 'the role pgrepl is locked already' : 'the role pgrepl, if any, is locked'}`;
   return {
     row,
-    why: `${why}${found.swapPending ? ' (finishing the move of a completed build first)' : ''}; ${
-      obs.replicationPasswordCurrent ? 'the replication password is current' : 'the replication password is re-applied'
-    }; no initdb, no init scripts`,
+    why: `${why}${found.swapPending ? ' (finishing the move of a completed build first)' : ''}; ${roleWhy}; no initdb, no init scripts`,
     steps: [...prepare(obs), ...finishSwap(found), ...role, { do: 'write-settings', as: 'PRIMARY' }, { do: 'record-state', as: 'PRIMARY' }, { do: 'hand-over' }],
   };
 }
@@ -353,7 +367,7 @@ function newPrimary(obs: Observation, intent: Intent, why: string, before: Step[
       { do: 'start-temp-server', on: 'staging' },
       { do: 'create-databases' },
       { do: 'allow-host-connections' },
-      { do: 'set-replication-role' },
+      replicationRole(intent),
       { do: 'run-init-scripts' },
       { do: 'stop-temp-server' },
       { do: 'sync-staging', staging: STAGING_INIT },
@@ -400,8 +414,16 @@ export function refusalMessage(refused: Refusal, error: string, where: string, l
       return `the ${label} ${where} rejected the replication password (${error}): PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node`;
     case 'no replication role':
       return `the ${label} ${where} has no role pgrepl (${error}): it runs without replication, as a primary first started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that`;
+    case 'cannot log in':
+      return `the ${label} ${where} does not let the role pgrepl log in (${error}): it runs with replication off, as a primary started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that`;
     case 'not allowed':
-      return `the ${label} ${where} does not allow this node to replicate (${error}): widen PGREPL_REPLICATION_CIDR on the ${label}`;
+      return `the ${label} ${where} does not allow this node to replicate (${error}): widen PGREPL_REPLICATION_CIDR on the ${label}, or, if it was started without PGREPL_TOKEN (replication off), set PGREPL_TOKEN there (the same on every node) and restart it`;
+    case 'needs TLS':
+      return `the ${label} ${where} lets the role pgrepl in only over TLS (${error}): turn TLS on for this node too, as on the ${label}: PGREPL_TLS=self-signed, or PGREPL_TLS_CERT and PGREPL_TLS_KEY (and PGREPL_TLS_CA to verify the ${label})`;
+    case 'no TLS':
+      return `the ${label} ${where} does not offer TLS (${error}), and with PGREPL_TLS_* this node replicates only over TLS: turn TLS on there too (PGREPL_TLS_*, then restart it), or turn it off here`;
+    case 'certificate':
+      return `the ${label} ${where} has a certificate that PGREPL_TLS_CA does not verify (${error}): give the CA that signed the ${label}'s certificate, and the ${label} a certificate whose names (subjectAltName) include the host this node connects to`;
   }
 }
 
@@ -443,7 +465,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     }
     if (refused) return refuse('upstream refuses this node', `${reason}; nothing was changed`);
     if (found.kind === 'cluster' && standby?.is === 'promoted') {
-      return restartPrimary(obs, 'promoted standby × STANDBY', `${P} holds ${standby.why}, and ${U} does not answer: it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`, found);
+      return restartPrimary(obs, intent, 'promoted standby × STANDBY', `${P} holds ${standby.why}, and ${U} does not answer: it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`, found);
     }
     return refuse(
       'upstream unreachable',
@@ -554,6 +576,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   if (standby?.is === 'promoted') {
     return restartPrimary(
       obs,
+      intent,
       'promoted standby × STANDBY',
       `${P} holds ${standby.why}, and ${U} is not newer (timeline ${u.timeline}): it stays a primary (set PGREPL_ROLE=PRIMARY to say so)`,
       found,

@@ -5,15 +5,25 @@
  */
 import { Socket } from 'node:net';
 import type pg from 'pg';
+import type { Config } from '../config/env.js';
 import type { Secret } from '../config/secret.js';
 import { REPLICATION_USER } from '../config/token.js';
+import type { HostPort } from '../config/validators.js';
 import { loadPg } from './client.js';
+import { clientTls, pgSsl, type ClientTls } from './tls.js';
 
 export interface ReplicationTarget {
   host: string;
   port: number;
   password: Secret;
   applicationName: string;
+  /** TLS (PGREPL_TLS_*), as a standby connects; undefined: none. replicationTarget() sets it from the configuration. */
+  tls?: ClientTls | undefined;
+}
+
+/** How this node reaches an upstream or peer as pgrepl: its password and TLS, named as this node (or as `applicationName`). */
+export function replicationTarget(cfg: Config, at: HostPort, applicationName = cfg.nodeName): ReplicationTarget {
+  return { host: at.host, port: at.port, password: cfg.replicationPassword, applicationName, tls: clientTls(cfg.tls) };
 }
 
 /**
@@ -71,7 +81,7 @@ export function withReplicationClient<T>(
   return converse(
     {
       host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'replication',
-      application_name: t.applicationName, replication: true,
+      application_name: t.applicationName, replication: true, ssl: pgSsl(t.tls),
     } as pg.ClientConfig,
     { connectMs: timeoutMs, queryMs: queryTimeoutMs },
     fn,
@@ -154,6 +164,7 @@ export function upstreamWalPosition(t: ReplicationTarget): Promise<string | unde
 export async function asReplicationUser<T>(t: ReplicationTarget, fn: (c: pg.Client) => Promise<T>, p: Patience = PROBE_PATIENCE): Promise<T | undefined> {
   const config = {
     host: t.host, port: t.port, user: REPLICATION_USER, password: t.password.reveal(), database: 'postgres', application_name: t.applicationName,
+    ssl: pgSsl(t.tls),
   };
   return converse(config, p, fn).catch(() => undefined);
 }

@@ -4,6 +4,7 @@
  * would make us wait for the server to exit). Arguments never carry a secret: passwords travel
  * in 0600 files or in the child's environment, which `ps` does not show.
  */
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { log } from '../log.js';
 
@@ -30,6 +31,28 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     extendEnv: true,
     cwd: opts.cwd,
   }));
+}
+
+/**
+ * run() for a short program on the restart path (prepare-directories' find), with node's spawn:
+ * loading execa costs a restart more than the program itself. No stdin, no extra environment.
+ */
+export function runPlain(cmd: string, args: string[]): Promise<void> {
+  log.debug({ cmd, args }, `running ${cmd}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 2, 2] });
+    const pid = child.pid;
+    if (pid !== undefined) running.add(pid);
+    child.on('error', (err) => {
+      if (pid !== undefined) running.delete(pid);
+      reject(err);
+    });
+    child.on('exit', (code, signal) => {
+      if (pid !== undefined) running.delete(pid);
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} failed (${code ?? signal})`));
+    });
+  });
 }
 
 /** A program that ended with a non-zero code or a signal, with what it printed: facts for the planner. */

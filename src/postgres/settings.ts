@@ -19,6 +19,8 @@ export interface StandbyConnection {
   applicationName: string;
   /** primary_slot_name, or undefined without slots. */
   slot: string | undefined;
+  /** libpq's TLS keys (sslmode, sslrootcert; postgres/tls.ts), none without TLS. */
+  tls?: Record<string, string> | undefined;
 }
 
 /**
@@ -49,6 +51,8 @@ export interface NodeSettings {
   /** Present when PGREPL_ARCHIVE_DIR is set. */
   archive?: WalArchive | undefined;
   sync?: SyncReplication | undefined;
+  /** The server's certificate and key (relative to the data directory) when TLS is on. */
+  tls?: { cert: string; key: string } | undefined;
 }
 
 /** A word for `sh -c`: single-quoted, so spaces, quotes, $ and * in it are taken literally. */
@@ -88,7 +92,7 @@ export function conninfoValue(v: string): string {
 export function conninfo(c: StandbyConnection, extra: Record<string, string> = {}): string {
   const pairs: Record<string, string> = {
     host: c.host, port: String(c.port), user: REPLICATION_USER, passfile: c.passfile,
-    application_name: c.applicationName, connect_timeout: '10', ...extra,
+    application_name: c.applicationName, connect_timeout: '10', ...c.tls, ...extra,
   };
   return Object.entries(pairs).map(([k, v]) => `${k}=${conninfoValue(v)}`).join(' ');
 }
@@ -144,6 +148,14 @@ export function renderSettings(s: NodeSettings): string {
       `archive_command = ${confValue(archiveCommand(s.archive))}`,
     );
   }
+  if (s.tls) {
+    lines.push(
+      '# TLS: replication and pg_rewind connect only over it (hostssl in pg_hba.conf).',
+      'ssl = on',
+      `ssl_cert_file = ${confValue(s.tls.cert)}`,
+      `ssl_key_file = ${confValue(s.tls.key)}`,
+    );
+  }
   if (s.sync) {
     // On standbys too, so that a promoted standby keeps it; a standby ignores both.
     if (s.sync.standbys > 0) {
@@ -169,25 +181,44 @@ export function withInclude(postgresqlConf: string, includeLine: string, setting
 }
 
 
+/** Where pgrepl's block is in a pg_hba.conf: from its first line to just after its last; undefined if it has none. */
+function replicationBlock(hba: string): { start: number; end: number } | undefined {
+  const start = hba.indexOf(HBA_BEGIN);
+  const end = hba.indexOf(HBA_END);
+  return start !== -1 && end > start ? { start, end: end + HBA_END.length } : undefined;
+}
+
 /**
  * pg_hba.conf with pgrepl's block (re)written at the top. At the top because rules match first
  * to last, and initdb's defaults trust replication from localhost: the replication role must
- * always be asked for its password.
+ * always be asked for its password. With TLS the rules are hostssl: a connection of the role
+ * without encryption matches none of them and no rule further down, so it is refused.
  */
-export function withReplicationRules(hba: string, cidrs: string[], method: PasswordEncryption): string {
+export function withReplicationRules(hba: string, cidrs: string[], method: PasswordEncryption, tls = false): string {
+  const type = tls ? 'hostssl' : 'host';
   const block = [
     HBA_BEGIN,
-    ...cidrs.map((c) => `host\treplication\t${REPLICATION_USER}\t${c}\t${method}`),
+    ...cidrs.map((c) => `${type}\treplication\t${REPLICATION_USER}\t${c}\t${method}`),
     '# pg_rewind reads the source through a normal connection to the postgres database:',
-    ...cidrs.map((c) => `host\tpostgres\t${REPLICATION_USER}\t${c}\t${method}`),
+    ...cidrs.map((c) => `${type}\tpostgres\t${REPLICATION_USER}\t${c}\t${method}`),
+    // ("all" does not match replication connections: both are named.)
+    ...(tls ? [
+      `# TLS is on (PGREPL_TLS_*): without it, the role ${REPLICATION_USER} may not connect from anywhere.`,
+      `hostnossl\treplication\t${REPLICATION_USER}\tall\treject`,
+      `hostnossl\tall\t${REPLICATION_USER}\tall\treject`,
+    ] : []),
     HBA_END,
   ].join('\n');
-  const start = hba.indexOf(HBA_BEGIN);
-  const end = hba.indexOf(HBA_END);
-  if (start !== -1 && end > start) {
-    return hba.slice(0, start) + block + hba.slice(end + HBA_END.length);
-  }
+  const found = replicationBlock(hba);
+  if (found) return hba.slice(0, found.start) + block + hba.slice(found.end);
   return `${block}\n\n${hba}`;
+}
+
+/** pg_hba.conf without pgrepl's block (replication off): as it was before the block was added. */
+export function withoutReplicationRules(hba: string): string {
+  const found = replicationBlock(hba);
+  if (!found) return hba;
+  return hba.slice(0, found.start) + hba.slice(found.end).replace(/^\n\n?/, '');
 }
 
 /**
@@ -197,10 +228,9 @@ export function withReplicationRules(hba: string, cidrs: string[], method: Passw
  * would reject an md5 verifier, so a standby keeps the method it was cloned with.
  */
 export function replicationMethodIn(hba: string): PasswordEncryption | undefined {
-  const start = hba.indexOf(HBA_BEGIN);
-  const end = hba.indexOf(HBA_END);
-  if (start === -1 || end < start) return undefined;
-  const m = /^host\s+replication\s+\S+\s+\S+\s+(md5|scram-sha-256)\s*$/m.exec(hba.slice(start, end));
+  const found = replicationBlock(hba);
+  if (!found) return undefined;
+  const m = /^host(?:ssl)?\s+replication\s+\S+\s+\S+\s+(md5|scram-sha-256)\s*$/m.exec(hba.slice(found.start, found.end));
   return m ? (m[1] as PasswordEncryption) : undefined;
 }
 

@@ -37,6 +37,11 @@ export interface NodeState extends NodeIdentity {
   /** What the pgrepl role's password was last set to (a salted hash), and how pg_hba checks it. */
   replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
   /**
+   * The last start had no PGREPL_TOKEN: the pgrepl role was left unable to log in (replication
+   * off). Never set together with replicationAuth: a start with a token clears it.
+   */
+  replicationOff?: true;
+  /**
    * `pgrepl follow HOST:PORT`: the upstream the operator pointed this standby at, and the
    * upstream the environment named at the time. It holds while the environment still names that
    * one; once the environment names another, the operator's newer intent wins.
@@ -74,7 +79,7 @@ export interface FollowOverride {
 }
 
 /** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'standbyTimeline' | 'upstream'>> & {
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'replicationOff' | 'standbyTimeline' | 'upstream'>> & {
   follow?: FollowOverride | null;
   fenced?: FenceRecord | null;
 };

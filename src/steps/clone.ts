@@ -20,10 +20,12 @@ import { REPLICATION_USER } from '../config/token.js';
 import { UserError } from '../errors.js';
 import { STAGING_CLONE } from '../layout.js';
 import { log } from '../log.js';
-import { createPhysicalSlot, createTemporaryPhysicalSlot, dropSlotIfExists, PROBE_PATIENCE, withReplicationClient } from '../postgres/replication.js';
+import { createPhysicalSlot, createTemporaryPhysicalSlot, dropSlotIfExists, PROBE_PATIENCE, replicationTarget, withReplicationClient } from '../postgres/replication.js';
 import { runWithLines } from '../postgres/run.js';
+import { libpqTlsEnv } from '../postgres/tls.js';
 import { writePhase } from '../state/phase.js';
 import { requireUpstream, type StepContext } from './context.js';
+import { writeTlsFiles } from './tls.js';
 
 /** The temporary slot of a clone with PGREPL_SLOTS=off: next to the node's own name, 63 characters at most. */
 export const temporarySlotName = (node: string) => `${node.slice(0, 57)}_clone`;
@@ -63,7 +65,8 @@ export async function clone(ctx: StepContext): Promise<void> {
   if (cfg.initdbWaldir) args.push(`--waldir=${cfg.initdbWaldir}`);
   // The connection stays open while pg_basebackup runs: it holds the temporary slot. So what it
   // is asked is not bounded as a probe's questions are (the copy may take hours); connecting is.
-  const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  const target = replicationTarget(cfg, up);
+  await writeTlsFiles(cfg); // the CA pg_basebackup verifies the upstream with
   await withReplicationClient(target, async (c) => {
     const slot = await reserveWal(c, ctx);
     writePhase(cfg.socketDir, cfg.port, 'cloning');
@@ -71,7 +74,7 @@ export async function clone(ctx: StepContext): Promise<void> {
 
     // pg_basebackup redraws its progress line; log it at most every 2 s.
     let last = 0;
-    const env = { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName, PGCONNECT_TIMEOUT: '10' };
+    const env = { PGPASSWORD: cfg.replicationPassword.reveal(), PGAPPNAME: cfg.nodeName, PGCONNECT_TIMEOUT: '10', ...libpqTlsEnv(target.tls, cfg.pgdata) };
     await runWithLines('pg_basebackup', args, { env }, (line) => {
       const progress = /^(\d+)\/(\d+) kB \((\d+)%\)/.exec(line);
       if (!progress) return log.info(line);

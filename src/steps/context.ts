@@ -18,8 +18,11 @@ export interface StepContext {
   upstream?: EffectiveUpstream | undefined;
   /** This start follows `upstream` because fencing kept a PRIMARY from coming up writable. */
   fenced?: boolean;
-  /** Set when this start (re)applied the replication role's password. */
-  replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod };
+  /**
+   * Set when this start (re)applied the replication role's password, or made sure the role
+   * cannot log in ('off': no PGREPL_TOKEN).
+   */
+  replicationAuth?: { fingerprint: string; method: ReplicationAuthMethod } | 'off';
 }
 
 export const stagingDir = (ctx: StepContext): string => join(ctx.cfg.pgdata, STAGING_INIT);

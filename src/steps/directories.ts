@@ -9,7 +9,7 @@ import { chmod, chown, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { lookupUser, runningAsRoot, type PasswdEntry } from '../handover/privileges.js';
-import { run } from '../postgres/run.js';
+import { runPlain } from '../postgres/run.js';
 import { writePhase } from '../state/phase.js';
 import type { Config } from '../config/env.js';
 import type { StepContext } from './context.js';
@@ -49,7 +49,7 @@ async function assertReachable(name: string, path: string, user: PasswdEntry): P
  */
 async function chownTree(dir: string, user: PasswdEntry): Promise<void> {
   const owner = `${user.uid}:${user.gid}`;
-  await run('find', [dir, '(', '!', '-uid', String(user.uid), '-o', '!', '-gid', String(user.gid), ')', '-exec', 'chown', '-h', owner, '{}', '+']);
+  await runPlain('find', [dir, '(', '!', '-uid', String(user.uid), '-o', '!', '-gid', String(user.gid), ')', '-exec', 'chown', '-h', owner, '{}', '+']);
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
  * initdb into the staging directory. The superuser's password reaches initdb through a 0600 file
- * in a private temporary directory (--pwfile), never through its arguments.
+ * in a private temporary directory (--pwfile), never through its arguments. A UID that /etc/passwd
+ * does not name gets one made up (postgres/nss-wrapper.ts), as in the official image.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { log } from '../log.js';
+import { withNssWrapper } from '../postgres/nss-wrapper.js';
 import { run } from '../postgres/run.js';
 import { stagingDir, type StepContext } from './context.js';
 
@@ -23,7 +25,7 @@ export async function initdb(ctx: StepContext): Promise<void> {
     }
     args.push(...cfg.initdbArgs);
     log.info({ user: cfg.postgresUser, waldir: cfg.initdbWaldir }, 'initdb');
-    await run('initdb', args);
+    await withNssWrapper(cfg.pgdata, (env) => run('initdb', args, { env }));
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

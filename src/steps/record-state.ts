@@ -1,8 +1,8 @@
 /**
  * Records, scoped to this node and cluster: the role the environment asked for, a standby's
- * timeline (see NodeState.standbyTimeline), the replication
- * password applied (a salted hash), the peer a fenced PRIMARY follows (cleared on any other
- * start), and drops a `pgrepl follow` override the environment has since overruled.
+ * timeline (see NodeState.standbyTimeline), the replication password applied (a salted hash) or
+ * that replication is off, the peer a fenced PRIMARY follows (cleared on any other start), and
+ * drops a `pgrepl follow` override the environment has since overruled.
  */
 import type { Role } from '../config/env.js';
 import { UserError } from '../errors.js';
@@ -24,7 +24,9 @@ export async function recordState(ctx: StepContext, as: Role): Promise<void> {
       lastRole: cfg.role,
       ...(as === 'STANDBY' ? { standbyTimeline: await newestTimeline(cfg.pgdata, control.timeline) } : {}),
       ...(as === 'STANDBY' && ctx.upstream ? { upstream: { host: ctx.upstream.host, port: ctx.upstream.port } } : {}),
-      ...(ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth } : {}),
+      ...(ctx.replicationAuth === 'off'
+        ? { replicationAuth: undefined, replicationOff: true as const }
+        : ctx.replicationAuth ? { replicationAuth: ctx.replicationAuth, replicationOff: undefined } : {}),
       ...(ctx.upstream?.dropFollow ? { follow: null } : {}),
       fenced: ctx.fenced && ctx.upstream ? { host: ctx.upstream.host, port: ctx.upstream.port } : null,
     },

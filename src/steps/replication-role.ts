@@ -2,7 +2,9 @@
  * The `pgrepl` role standbys connect as: REPLICATION LOGIN, with the password derived from
  * PGREPL_TOKEN. Set at initdb and again whenever the token changed (rotation). What is sent is a
  * verifier computed here, in the cluster's password_encryption, never the password itself.
+ * Without a token the role is locked instead: it cannot log in (replication off).
  */
+import type pg from 'pg';
 import { REPLICATION_USER } from '../config/token.js';
 import { log } from '../log.js';
 import { CHECKPOINT_FUNCTION } from '../postgres/checkpoint.js';
@@ -24,7 +26,7 @@ export async function setReplicationRole(ctx: StepContext): Promise<void> {
   const password = ctx.cfg.replicationPassword.reveal();
   const verifier = passwordVerifier(passwordEncryption, password, REPLICATION_USER);
   await withLocalClient(localTarget(ctx), async (c) => {
-    const found = ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [REPLICATION_USER])).rowCount ?? 0) > 0;
+    const found = await replicationRoleExists(c);
     const verb = found ? 'ALTER' : 'CREATE';
     await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
     // What pg_rewind needs when this node is the source of a rewind (as Patroni grants its rewind user).
@@ -36,6 +38,25 @@ export async function setReplicationRole(ctx: StepContext): Promise<void> {
     log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
   });
   ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };
+}
+
+/**
+ * No PGREPL_TOKEN: the pgrepl role, if the cluster has one (from a start with a token, or copied
+ * from a primary that had one), can no longer log in and has no password. A new cluster gets no
+ * such role at all, as with the official image; a later start with a token creates it.
+ */
+export async function lockReplicationRole(ctx: StepContext): Promise<void> {
+  requireTempServer(ctx);
+  await withLocalClient(localTarget(ctx), async (c) => {
+    if (!(await replicationRoleExists(c))) return;
+    await c.query(`ALTER ROLE ${ident(REPLICATION_USER)} WITH NOLOGIN PASSWORD NULL`);
+    log.info({ role: REPLICATION_USER }, 'replication role locked: it cannot log in until a start with PGREPL_TOKEN');
+  });
+  ctx.replicationAuth = 'off';
+}
+
+async function replicationRoleExists(c: pg.Client): Promise<boolean> {
+  return ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [REPLICATION_USER])).rowCount ?? 0) > 0;
 }
 
 /**

@@ -18,12 +18,17 @@ import { log } from '../log.js';
 import { readControlData } from '../observe/control-file.js';
 import type { RewindOutcome } from '../plan/rewind.js';
 import { requestCheckpoint } from '../postgres/checkpoint.js';
+import { replicationTarget } from '../postgres/replication.js';
+import { withNssWrapper } from '../postgres/nss-wrapper.js';
 import { ProgramFailed, runWithLines } from '../postgres/run.js';
 import { conninfoValue } from '../postgres/settings.js';
+import { libpqTlsEnv } from '../postgres/tls.js';
 import { updateNodeState } from '../state/node-state.js';
 import { writePhase } from '../state/phase.js';
 import { fsyncDir } from '../util/atomic-file.js';
 import { requireUpstream, type StepContext } from './context.js';
+import { writeTlsFiles } from './tls.js';
+import { serverArgs } from './server-args.js';
 
 /**
  * Crash recovery in single-user mode, which refuses standby mode: the standby's marker goes
@@ -31,7 +36,8 @@ import { requireUpstream, type StepContext } from './context.js';
  * that a start killed from here on still knows this is a standby, not a standby someone promoted
  * (plan/decide.ts, 'promoted standby'). The archive stays whole, as Patroni keeps it: archive_mode
  * stays on, so no segment still waiting to be archived (.ready) is recycled, but nothing is
- * archived from inside (archive_command=false); archiveReadySegments does that next.
+ * archived from inside (archive_command=false); archiveReadySegments does that next. The user's
+ * postgres arguments come first, as for every server pgrepl starts (a config_file among them, say).
  */
 async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefined): Promise<void> {
   const { pgdata } = ctx.cfg;
@@ -42,7 +48,8 @@ async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefine
   }
   log.info({ state: control?.state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
   for (const f of [STANDBY_SIGNAL, 'recovery.signal', RECOVERY_CONF]) await rm(join(pgdata, f), { force: true });
-  await runWithLines('postgres', ['--single', '-F', '-D', pgdata, '-c', 'archive_mode=on', '-c', 'archive_command=false', 'template1'], {}, (l) => log.info(l));
+  const args = [...(await serverArgs(ctx.postgresArgs, pgdata)), '-c', 'archive_mode=on', '-c', 'archive_command=false'];
+  await withNssWrapper(pgdata, (env) => runWithLines('postgres', ['--single', '-F', '-D', pgdata, ...args, 'template1'], { env }, (l) => log.info(l)));
 }
 
 /**
@@ -86,7 +93,8 @@ export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
     `host=${conninfoValue(up.host)}`, `port=${up.port}`, `user=${REPLICATION_USER}`, 'dbname=postgres',
     `application_name=${conninfoValue(cfg.nodeName)}`, 'connect_timeout=10',
   ].join(' ');
-  const target = { host: up.host, port: up.port, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  const target = replicationTarget(cfg, up);
+  await writeTlsFiles(cfg); // the CA pg_rewind verifies the source with
   // pg_rewind reads the source's timeline from its control file, which a freshly promoted node
   // updates only at its next checkpoint: ask for one (postgres/checkpoint.ts).
   if (!(await requestCheckpoint(target))) log.info('could not ask the upstream for a checkpoint (before PostgreSQL 15 only through pgrepl.checkpoint(), which a primary creates when it sets up the replication role)');
@@ -98,7 +106,7 @@ export async function rewind(ctx: StepContext): Promise<RewindOutcome> {
   let last = 0;
   try {
     const lines = await runWithLines('pg_rewind', ['-D', cfg.pgdata, `--source-server=${source}`, '--progress', ...restore], {
-      env: { PGPASSWORD: cfg.replicationPassword.reveal() },
+      env: { PGPASSWORD: cfg.replicationPassword.reveal(), ...libpqTlsEnv(target.tls, cfg.pgdata) },
     }, (line) => {
       if (!/ kB \(\d+%\) copied$/.test(line)) return log.info(line);
       if (Date.now() - last >= 2000) {

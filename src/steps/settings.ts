@@ -1,21 +1,24 @@
 /**
  * Writes what the entrypoint owns in the configuration, on every start: pgrepl.conf (replication
  * settings for this version and, on a standby, whom it follows), the include line in
- * postgresql.conf (added once), pgrepl's block at the top of pg_hba.conf, and a standby's marker
- * (standby.signal on 12+, recovery.conf before). Each file is replaced atomically; those holding
- * the replication password are mode 0600.
+ * postgresql.conf (added once), pgrepl's block at the top of pg_hba.conf (none without a token:
+ * replication off), a standby's marker (standby.signal on 12+, recovery.conf before), and with
+ * TLS the node's certificate files (steps/tls.ts). Each file is replaced atomically; those
+ * holding the replication password or a private key are mode 0600.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, Role } from '../config/env.js';
 import { INCLUDE_LINE, PASSFILE, RECOVERY_CONF, SETTINGS_FILE, STANDBY_SIGNAL } from '../layout.js';
 import {
-  renderPassfile, renderRecoveryConf, renderSettings, replicationMethodIn, withInclude, withReplicationRules, type StandbyConnection,
-  type WalArchive,
+  renderPassfile, renderRecoveryConf, renderSettings, replicationMethodIn, withInclude, withoutReplicationRules, withReplicationRules,
+  type StandbyConnection, type WalArchive,
 } from '../postgres/settings.js';
+import { clientTls, libpqTls, serverTlsFiles } from '../postgres/tls.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { StepContext } from './context.js';
+import { writeTlsFiles } from './tls.js';
 
 async function rewrite(path: string, change: (text: string) => string): Promise<void> {
   const before = await readFile(path, 'utf8');
@@ -59,19 +62,25 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
     passfile: join(cfg.pgdata, PASSFILE), // where it will be once the copy is moved in
     applicationName: cfg.nodeName,
     slot: cfg.slots ? cfg.nodeName : undefined,
+    tls: libpqTls(clientTls(cfg.tls), cfg.pgdata),
   };
+  // In PGDATA itself, also while the settings go into a copy: the copy's server reads them there once moved in.
+  await writeTlsFiles(cfg);
   const archive: WalArchive | undefined = cfg.archiveDir === undefined ? undefined : { dir: cfg.archiveDir, self: selfCommand() };
   await writeFileAtomic(
     join(dir, SETTINGS_FILE),
     renderSettings({
       major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby, archive,
       sync: { standbys: cfg.syncStandbys, method: cfg.syncMethod, commit: cfg.syncCommit },
+      tls: cfg.tls && serverTlsFiles(cfg.tls),
     }),
     0o600,
   );
   await rewrite(join(dir, 'postgresql.conf'), (t) => withInclude(t, INCLUDE_LINE, SETTINGS_FILE));
-  await rewrite(join(dir, 'pg_hba.conf'), (t) =>
-    withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod ?? replicationMethodIn(t) ?? 'scram-sha-256'));
+  // Without a token, no rule names the pgrepl role: replication is off (a rule from an earlier start goes).
+  await rewrite(join(dir, 'pg_hba.conf'), (t) => cfg.replicationOn
+    ? withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod ?? replicationMethodIn(t) ?? 'scram-sha-256', cfg.tls !== undefined)
+    : withoutReplicationRules(t));
   if (standby) {
     await writeFileAtomic(join(dir, PASSFILE), renderPassfile(cfg.replicationPassword.reveal()), 0o600);
     if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
@@ -85,6 +94,6 @@ export async function writeSettings(ctx: StepContext, as: Role, staging?: string
     dir: staging === undefined ? undefined : join(ctx.cfg.pgdata, staging),
     major: ctx.obs.binariesMajor,
     upstream: as === 'STANDBY' ? ctx.upstream : undefined,
-    replicationAuthMethod: ctx.replicationAuth?.method ?? ctx.obs.replicationAuthMethod,
+    replicationAuthMethod: (ctx.replicationAuth === 'off' ? undefined : ctx.replicationAuth?.method) ?? ctx.obs.replicationAuthMethod,
   });
 }

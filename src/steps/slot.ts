@@ -10,7 +10,7 @@ import type { Config } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
 import { log } from '../log.js';
 import { hostPort } from '../plan/upstream.js';
-import { createPhysicalSlot, dropInactiveSlot, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
+import { createPhysicalSlot, dropInactiveSlot, replicationTarget, withReplicationClient, type OldSlotOutcome } from '../postgres/replication.js';
 import { requireUpstream, type StepContext } from './context.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function createSlot(ctx: StepContext): Promise<void> {
   const up = requireUpstream(ctx);
   const name = ctx.cfg.nodeName;
-  const target = { host: up.host, port: up.port, password: ctx.cfg.replicationPassword, applicationName: name };
+  const target = replicationTarget(ctx.cfg, up, name);
   const created = await withReplicationClient(target, (c) => createPhysicalSlot(c, name));
   log.info({ slot: name, upstream: `${up.host}:${up.port}` }, created ? 'created this node\'s slot on the upstream' : 'this node\'s slot exists on the upstream');
 }
@@ -30,7 +30,7 @@ export async function createSlot(ctx: StepContext): Promise<void> {
  * more looks, then is left alone.
  */
 export async function dropOldSlot(cfg: Config, old: HostPort): Promise<OldSlotOutcome> {
-  const target = { ...old, password: cfg.replicationPassword, applicationName: cfg.nodeName };
+  const target = replicationTarget(cfg, old);
   let outcome = await dropInactiveSlot(target, cfg.nodeName);
   for (let i = 0; outcome === 'active' && i < 20; i++) {
     await sleep(250);

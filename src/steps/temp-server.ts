@@ -1,6 +1,6 @@
 /**
  * A temporary server for bootstrap work, reachable only through the Unix socket
- * (listen_addresses=''), so no client can connect over the network before the cluster is ready.
+ * (listen_addresses empty), so no client can connect over the network before the cluster is ready.
  *
  * Readiness and shutdown are watched in postmaster.pid every 10 ms rather than with `pg_ctl -w`,
  * which looks only every 100 ms (two of those waits were a third of a restart's overhead).
@@ -8,14 +8,19 @@
  * On a cluster still being built in staging, the server also runs with fsync off: if the machine
  * crashes, the staging copy is discarded on the next start anyway, and sync-staging flushes it to
  * disk once, before it is moved in.
+ *
+ * The user's postgres arguments come first, as the official image's temporary server gets "$@"
+ * (an init script may need -c shared_preload_libraries=...); pgrepl's settings follow, and win.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.js';
 import { withLocalClient } from '../postgres/client.js';
 import { run } from '../postgres/run.js';
+import { shellWord } from '../postgres/settings.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import type { StepContext } from './context.js';
+import { serverArgs } from './server-args.js';
 
 const TIMEOUT_MS = 300_000;
 const POLL_MS = 10;
@@ -79,11 +84,13 @@ export async function startTempServer(ctx: StepContext, dataDir: string, opts: {
   // No standby can reach a socket-only server: with synchronous replication configured, every
   // commit there (the replication role's password, after a promotion) would wait forever.
   const settings = [
-    `listen_addresses=''`, `port=${cfg.port}`, `unix_socket_directories=${cfg.socketDir}`, `synchronous_standby_names=''`, ...(opts.extra ?? []),
+    'listen_addresses=', `port=${cfg.port}`, `unix_socket_directories=${cfg.socketDir}`, 'synchronous_standby_names=', ...(opts.extra ?? []),
   ];
   if (opts.staging) settings.push('fsync=off', 'full_page_writes=off', 'synchronous_commit=off');
   log.info({ dataDir }, 'starting a temporary server on the Unix socket only');
-  await run('pg_ctl', ['-D', dataDir, '-W', '-o', settings.map((s) => `-c ${s}`).join(' '), 'start']);
+  // pg_ctl hands -o to postgres through sh -c: every word quoted.
+  const args = [...(await serverArgs(ctx.postgresArgs, dataDir)), ...settings.flatMap((s) => ['-c', s])];
+  await run('pg_ctl', ['-D', dataDir, '-W', '-o', args.map(shellWord).join(' '), 'start']);
   await waitUntilReady(dataDir);
   const encryption = await withLocalClient(localTarget(ctx), async (c) => {
     const r = await c.query<{ password_encryption: string }>('SHOW password_encryption');

@@ -14,7 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONTAINERS_CONF, IMAGE, logs, podman, psql, ROOT, rows, waitReady } from './support.js';
+import { CONTAINERS_CONF, IMAGE, logs, podman, psql, removeComposeLeftovers, ROOT, rows, waitReady } from './support.js';
 
 const PASSWORD = 'compose-Secret-pw-4471';
 const TOKEN = 'compose-Token-8820';
@@ -53,12 +53,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await compose(['down', '-v']);
-  // What down may leave behind if a test failed half-way.
-  const left = (await podman(['ps', '-a', '--filter', `label=io.podman.compose.project=${project}`, '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
-  if (left.length) await podman(['rm', '-f', '-t', '0', ...left]);
-  const vols = (await podman(['volume', 'ls', '--filter', `label=io.podman.compose.project=${project}`, '--format', '{{.Name}}'])).stdout.split('\n').filter(Boolean);
-  if (vols.length) await podman(['volume', 'rm', '-f', ...vols]);
-  await podman(['network', 'rm', '-f', `${project}_default`]);
+  await removeComposeLeftovers(project);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -155,6 +155,12 @@ describe.each(MODES)('docker/ scripts with podman: $title', ({ image, volumeAt, 
     for (const n of [n2, n3, n4]) await eventuallyCount(n, 1);
     const status = await script('status.sh', [n1, '--json']);
     expect(JSON.parse(status.stdout).standbys.map((s: { name: string }) => s.name).sort()).toEqual([n2, n3]);
+    // Without a name: every node as a tree (other tests' nodes may be listed too: only ours are looked at).
+    const tree = await script('status.sh', []);
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(tree.stdout.split('\n').filter((l) => l.includes(tag)).map((l) => /^((?:[│ ] {2})*(?:[├└]─ )?\S+) +(\S+)/.exec(l)!.slice(1).join(' '))).toEqual([
+      `${n1} primary`, `├─ ${n2} standby`, `│  └─ ${n4} standby`, `└─ ${n3} standby`,
+    ]);
     for (const r of [p]) expect(r.stdout + r.stderr).not.toContain(SUPERUSER_PASSWORD);
     for (const n of [n1, n2, n3, n4]) {
       const others = [n1, n2, n3, n4].filter((o) => o !== n).map((o) => `${o}:5432`);

@@ -154,6 +154,16 @@ export class Scope {
   }
 }
 
+/** Removes what `podman-compose down -v` may leave of PROJECT when a test failed half-way: its containers, volumes and network. */
+export async function removeComposeLeftovers(project: string): Promise<void> {
+  const filter = ['--filter', `label=io.podman.compose.project=${project}`];
+  const left = (await podman(['ps', '-a', ...filter, '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
+  if (left.length) await podman(['rm', '-f', '-t', '0', ...left]);
+  const vols = (await podman(['volume', 'ls', ...filter, '--format', '{{.Name}}'])).stdout.split('\n').filter(Boolean);
+  if (vols.length) await podman(['volume', 'rm', '-f', ...vols]);
+  await podman(['network', 'rm', '-f', `${project}_default`]);
+}
+
 /** stdout and stderr of a container, in one string. */
 export async function logs(name: string): Promise<string> {
   const r = await podman(['logs', name]);

@@ -7,8 +7,8 @@ import { SCRIPTS } from './harness.js';
 const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith('.sh'));
 
 describe('marathon/ scripts', () => {
-  it('are the four commands and their library', () => {
-    expect(scripts.sort()).toEqual(['lib.sh', 'primary.sh', 'promote.sh', 'standby.sh', 'status.sh']);
+  it('are the five commands and their library', () => {
+    expect(scripts.sort()).toEqual(['ha.sh', 'lib.sh', 'primary.sh', 'promote.sh', 'standby.sh', 'status.sh']);
   });
 
   it('are shellcheck-clean', () => {

@@ -112,28 +112,38 @@ describe('marathon/primary.sh', () => {
     expect(h.m.writes()).toEqual([]);
   });
 
-  it.each(['POSTGRES_PASSWORD', 'PGREPL_TOKEN'])('%s missing (or empty) is an error: nothing is sent', async (name) => {
+  it.each([
+    ['POSTGRES_PASSWORD', 'PGREPL_INSECURE=1'],
+    ['PGREPL_TOKEN', 'the image has no default token, and a node without one does not replicate'],
+  ])('%s missing (or empty) is an error: nothing is sent', async (name, hint) => {
     for (const value of [undefined, '']) {
       const r = await h.run('primary', [h.m.url, 'pgrepl1', '/primary.pgrepl:5432'], { [name]: value });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${name} is not set`);
-      expect(r.stderr).toContain('PGREPL_INSECURE=1');
+      expect(r.stderr).toContain(hint);
     }
     expect(h.m.writes()).toEqual([]);
   });
 
-  it('PGREPL_INSECURE=1 goes on without secrets, loudly: trust authentication, the default token', async () => {
-    const r = await h.run('primary', [h.m.url, 'pgrepl1', '/primary.pgrepl:5432'], { PGREPL_INSECURE: '1', POSTGRES_PASSWORD: undefined, PGREPL_TOKEN: undefined });
+  it('PGREPL_INSECURE=1 goes on without a superuser password, loudly: trust authentication', async () => {
+    const r = await h.run('primary', [h.m.url, 'pgrepl1', '/primary.pgrepl:5432'], { PGREPL_INSECURE: '1', POSTGRES_PASSWORD: undefined });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('warning: POSTGRES_PASSWORD is not set and PGREPL_INSECURE is: the primary trusts every connection');
-    expect(r.stderr).toContain("warning: PGREPL_TOKEN is not set and PGREPL_INSECURE is: replication uses the image's default token");
     expect(h.m.writes()[0]!.body.env).toEqual({
       PGREPL_ROLE: 'PRIMARY',
       PGDATA: '/mnt/mesos/sandbox/pgdata',
       PGREPL_NODE_NAME: 'pgrepl1',
       PGREPL_PEERS: 'primary.pgrepl.marathon.l4lb.thisdcos.directory:5432',
+      PGREPL_TOKEN: TOKEN,
       POSTGRES_HOST_AUTH_METHOD: 'trust',
     });
+  });
+
+  it('PGREPL_INSECURE=1 never goes on without PGREPL_TOKEN: there is no default token to fall back on', async () => {
+    const r = await h.run('primary', [h.m.url, 'pgrepl1', '/primary.pgrepl:5432'], { PGREPL_INSECURE: '1', PGREPL_TOKEN: undefined });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('PGREPL_TOKEN is not set');
+    expect(h.m.writes()).toEqual([]);
   });
 
   it('PGREPL_IMAGE missing is an error', async () => {

@@ -20,7 +20,8 @@
  * volume) has upgradeStrategy.maximumOverCapacity 0 and no unreachableStrategy other than
  * "disabled"; an update of a resident app changes neither its persistent volumes nor its
  * resources (cpus, mem, disk, gpus, host ports, requirePorts); MARATHON_SINGLE_INSTANCE_APP apps
- * have one instance and a 0/0 upgrade strategy; portDefinitions only with host networking,
+ * have one instance and a 0/0 upgrade strategy; a health check's portIndex addresses a port;
+ * portDefinitions only with host networking,
  * portMappings not with it; at most one Mesos health check; constraint operators and values.
  *
  * Deployments finish after a delay, on a simulated cluster of agents: a deployment first kills
@@ -504,8 +505,12 @@ export class MarathonStandIn {
     if (def.container?.docker?.network !== undefined && (def.networks ?? []).length > 0) fail('/', 'must not specify both container.docker.network and networks');
     const mesosChecks = (def.healthChecks as Json[]).filter((h) => ['COMMAND', 'MESOS_HTTP', 'MESOS_HTTPS', 'MESOS_TCP'].includes(h.protocol) || h.command);
     if (mesosChecks.length > 1) fail('/healthChecks', 'AppDefinition can contain at most one Mesos health check');
+    const portCount = portMappingsOf(def).length + (def.portDefinitions ?? []).length;
     (def.healthChecks as Json[]).forEach((h, i) => {
       if (h.protocol === 'COMMAND' && !h.command?.value) fail(`/healthChecks(${i})/command`, 'a COMMAND health check needs command.value');
+      if (h.protocol !== 'COMMAND' && h.port === undefined && !((h.portIndex ?? 0) < portCount)) {
+        fail(`/healthChecks(${i})`, 'Health check port indices must address an element of the ports array or container port mappings.');
+      }
     });
     (def.constraints as Json[]).forEach((c, i) => {
       const [, op, value] = c as [string, string, string | undefined];
@@ -607,7 +612,10 @@ export class MarathonStandIn {
       version,
       stagedAt: now,
       startedAt: now,
-      ports: [31000 + app.tasks.length],
+      // one host port per port mapping (port definition), as Marathon's tasks list them
+      ports: (portMappingsOf(app.def).length > 0 ? portMappingsOf(app.def) : (app.def.portDefinitions ?? [{}])).map(
+        (pm: Json, i: number) => (pm.hostPort || pm.port || 31000 + 10 * app.tasks.length + i),
+      ),
       healthCheckResults: (app.def.healthChecks as Json[]).length > 0 ? [{ alive: true, consecutiveFailures: 0, firstSuccess: now, lastSuccess: now, lastFailure: null, taskId }] : [],
     });
     if (isResident(app.def)) app.pinnedHost = host;

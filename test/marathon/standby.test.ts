@@ -120,6 +120,20 @@ describe('marathon/standby.sh', () => {
     expect(h.m.writes()).toEqual([]);
   });
 
+  it('PGREPL_INSECURE=1 does not let a standby go without PGREPL_TOKEN; a primary that runs without one is refused (replication off)', async () => {
+    seedPrimary();
+    let r = await h.run('standby', [h.m.url, 'pgrepl1', 'pgrepl2', '/standby.pgrepl:5432'], { PGREPL_INSECURE: '1', PGREPL_TOKEN: undefined });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('PGREPL_TOKEN is not set');
+    const tokenless = nodeApp('/pgrepl9', 'PRIMARY', '/tokenless.pgrepl:5432');
+    delete (tokenless.env as Record<string, unknown>).PGREPL_TOKEN;
+    h.m.seedApp(tokenless, '10.0.1.19');
+    r = await h.run('standby', [h.m.url, 'pgrepl9', 'pgrepl10', '/standby.pgrepl:5432']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('/pgrepl9 runs without PGREPL_TOKEN, so with replication off: no standby can log in to it');
+    expect(h.m.writes()).toEqual([]);
+  });
+
   it.each([
     [[]],
     [['http://m:8080', 'pgrepl1', 'pgrepl2']],

@@ -22,7 +22,7 @@ const template = readFileSync(join(DIR, 'marathon.json.mustache'), 'utf8');
 function options(given: Record<string, Record<string, unknown>> = {}): any {
   const ajv = new Ajv04({ strict: false, allErrors: true, useDefaults: true });
   addFormats(ajv);
-  const data: any = { service: {}, pgrepl: {}, postgres: {}, ...structuredClone(given) };
+  const data: any = { service: {}, pgrepl: {}, postgres: {}, ha: {}, ...structuredClone(given) };
   const validate = ajv.compile(config);
   if (!validate(data)) throw new Error(`options refused by config.json: ${describeErrors(validate.errors ?? []).join('; ')}`);
   return data;
@@ -136,6 +136,60 @@ describe('Universe package pgrepl', () => {
       if (ref in secrets) expect(app.env[name]).toEqual({ secret: ref });
       else expect(app.env).not.toHaveProperty(name);
     }
+  });
+
+  it('HA mode: etcd endpoints, cluster, addresses and sync standbys as marathon/ha.sh gives them; the API on a second port with its VIP, checked on /liveness', () => {
+    const L4LB = 'marathon.l4lb.thisdcos.directory';
+    const app = render(
+      options({
+        service: { name: '/pgrepl/node2', vip: '/node2.pgrepl:5432', avoid_hosts: '10[.]0[.]1[.]11' },
+        pgrepl: { node_name: 'pgrepl_node2', replication_token: 'tok', upstream_host: 'ignored.example', peers: 'ignored.example:5432' },
+        postgres: { password: 'pw' },
+        ha: {
+          etcd_endpoints: 'http://etcd-0.example:2379,http://etcd-1.example:2379', cluster: 'orders', sync_standbys: 1, nofailover: true,
+          connect_address: `node2.pgrepl.${L4LB}:5432`, api_vip: '/node2.pgrepl:8008', api_connect_address: `node2.pgrepl.${L4LB}:8008`,
+        },
+      } as any),
+    );
+    expectAccepted(app);
+    expect(app.container.portMappings).toEqual([
+      { name: 'postgres', containerPort: 5432, hostPort: 0, protocol: 'tcp', labels: { VIP_0: '/node2.pgrepl:5432' } },
+      { name: 'api', containerPort: 8008, hostPort: 0, protocol: 'tcp', labels: { VIP_1: '/node2.pgrepl:8008' } },
+    ]);
+    // no PGREPL_PEERS or PGREPL_MASTER_*: HA mode ignores them (etcd decides whom standbys follow)
+    expect(app.env).toEqual({
+      PGREPL_ROLE: 'PRIMARY',
+      PGDATA: '/mnt/mesos/sandbox/pgdata',
+      PGREPL_NODE_NAME: 'pgrepl_node2',
+      PGREPL_ETCD_ENDPOINTS: 'http://etcd-0.example:2379,http://etcd-1.example:2379',
+      PGREPL_CLUSTER: 'orders',
+      PGREPL_CONNECT_ADDRESS: `node2.pgrepl.${L4LB}:5432`,
+      PGREPL_API_LISTEN: '0.0.0.0:8008',
+      PGREPL_API_CONNECT_ADDRESS: `node2.pgrepl.${L4LB}:8008`,
+      PGREPL_SYNC_STANDBYS: '1',
+      PGREPL_NOFAILOVER: 'on',
+      PGREPL_TOKEN: 'tok',
+      POSTGRES_PASSWORD: 'pw',
+    });
+    expect(app.healthChecks).toEqual([
+      { protocol: 'MESOS_HTTP', path: '/liveness', portIndex: 1, gracePeriodSeconds: 900, intervalSeconds: 10, timeoutSeconds: 5, maxConsecutiveFailures: 3, delaySeconds: 15 },
+    ]);
+    expect(app.constraints).toEqual([['hostname', 'UNLIKE', '10[.]0[.]1[.]11']]);
+    const async = render(options({ ha: { etcd_endpoints: 'https://etcd:2379', connect_address: 'n1:5432', api_vip: '/n1:8008', api_connect_address: 'n1:8008' } } as any));
+    expectAccepted(async);
+    expect([async.env.PGREPL_CLUSTER, async.env.PGREPL_SYNC_STANDBYS, async.env.PGREPL_NOFAILOVER]).toEqual(['pgrepl', '0', undefined]);
+  });
+
+  it.each([
+    [{ ha: { etcd_endpoints: 'http://etcd:2379' } }],
+    [{ ha: { etcd_endpoints: 'http://etcd:2379', connect_address: 'n1:5432', api_vip: '/n1:8008' } }],
+    [{ ha: { etcd_endpoints: 'etcd:2379', connect_address: 'n1:5432', api_vip: '/n1:8008', api_connect_address: 'n1:8008' } }],
+    [{ ha: { etcd_endpoints: 'http://etcd:2379", "x', connect_address: 'n1:5432', api_vip: '/n1:8008', api_connect_address: 'n1:8008' } }],
+    [{ ha: { cluster: 'a/b' } }],
+    [{ ha: { connect_address: 'n1' } }],
+    [{ ha: { sync_standbys: -1 } }],
+  ])('HA options that would make a node that cannot start, or bad JSON, are refused by config.json: %j', (given) => {
+    expect(() => options(given as any)).toThrow(/refused by config.json/);
   });
 
   it.each([

@@ -2,23 +2,18 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GESTALT_DATABASES, loadConfig } from '../../src/config/env.js';
+import { checkNodeStart, GESTALT_DATABASES, loadConfig, REPLICATION_OFF } from '../../src/config/env.js';
 import { HA_TIMING_DEFAULTS } from '../../src/ha/timing.js';
 import { replicationPassword } from '../../src/config/token.js';
 import { sanitiseNodeName } from '../../src/config/validators.js';
 import { UserError } from '../../src/errors.js';
+import { configErrorOf } from '../support/config.js';
 
 const load = (env: Record<string, string>) => loadConfig(env, 'My-Host.example');
+/** A token, for the configurations that need one (a standby, peers, synchronous standbys). */
+const TOKEN = { PGREPL_TOKEN: 'a-test-token' };
 
-function errorOf(env: Record<string, string>): string {
-  try {
-    load(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(UserError);
-    return (err as Error).message;
-  }
-  throw new Error('expected loadConfig to fail');
-}
+const errorOf = (env: Record<string, string>) => configErrorOf(env, 'My-Host.example');
 
 describe('defaults', () => {
   const cfg = load({});
@@ -36,10 +31,13 @@ describe('defaults', () => {
     expect(cfg.initdbDir).toBe('/docker-entrypoint-initdb.d');
     expect(cfg.healthStreamGraceSeconds).toBe(60);
   });
-  it('uses the default token and warns loudly', () => {
-    expect(cfg.tokenIsDefault).toBe(true);
-    expect(cfg.replicationPassword.reveal()).toBe(replicationPassword('abc123'));
-    expect(cfg.warnings.join(' ')).toMatch(/PGREPL_TOKEN is not set/);
+  it('has no token: replication is off, one warning says so, and there is no replication password to reveal', () => {
+    expect(cfg.token).toBeUndefined();
+    expect(cfg.replicationOn).toBe(false);
+    expect(() => cfg.replicationPassword.reveal()).toThrow(/PGREPL_TOKEN is not set/);
+    expect(String(cfg.replicationPassword)).toBe('[secret]');
+    expect(cfg.warnings).toEqual([REPLICATION_OFF]);
+    expect(REPLICATION_OFF).toMatch(/^PGREPL_TOKEN is not set: replication is off\. .*start it again with PGREPL_TOKEN/);
   });
   it('names the node after the sanitised hostname', () => {
     expect(cfg.nodeName).toBe('my_host_example');
@@ -48,23 +46,26 @@ describe('defaults', () => {
 
 describe('inputs', () => {
   it('reads PGREPL_ROLE case-insensitively', () => {
-    expect(load({ PGREPL_ROLE: 'standby', PGREPL_MASTER_IP: '10.0.0.1' }).role).toBe('STANDBY');
+    expect(load({ ...TOKEN, PGREPL_ROLE: 'standby', PGREPL_MASTER_IP: '10.0.0.1' }).role).toBe('STANDBY');
     expect(load({ PGREPL_ROLE: 'Primary' }).role).toBe('PRIMARY');
     expect(load({ PGREPL_ROLE: '' }).role).toBe('PRIMARY');
   });
   it('takes the upstream from PGREPL_MASTER_* before the --link variables', () => {
     const cfg = load({
-      PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: 'pg1', PGREPL_MASTER_PORT: '6432',
+      ...TOKEN, PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: 'pg1', PGREPL_MASTER_PORT: '6432',
       POSTGRES_PORT_5432_TCP_ADDR: '172.17.0.2', POSTGRES_PORT_5432_TCP_PORT: '5432',
     });
     expect(cfg.upstream).toEqual({ host: 'pg1', port: 6432, source: 'PGREPL_MASTER_IP' });
-    const linked = load({ PGREPL_ROLE: 'STANDBY', POSTGRES_PORT_5432_TCP_ADDR: '172.17.0.2', POSTGRES_PORT_5432_TCP_PORT: '5433' });
+    const linked = load({ ...TOKEN, PGREPL_ROLE: 'STANDBY', POSTGRES_PORT_5432_TCP_ADDR: '172.17.0.2', POSTGRES_PORT_5432_TCP_PORT: '5433' });
     expect(linked.upstream).toEqual({ host: '172.17.0.2', port: 5433, source: 'POSTGRES_PORT_5432_TCP_ADDR' });
   });
   it('derives the password from PGREPL_TOKEN', () => {
     const cfg = load({ PGREPL_TOKEN: 's3cret' });
     expect(cfg.replicationPassword.reveal()).toBe(replicationPassword('s3cret'));
-    expect(cfg.tokenIsDefault).toBe(false);
+    expect(cfg.replicationOn).toBe(true);
+    expect(cfg.warnings).toEqual([]);
+    // The original image's default token, set on purpose, is a token like any other.
+    expect(load({ PGREPL_TOKEN: 'abc123' }).replicationPassword.reveal()).toBe(replicationPassword('abc123'));
   });
   it('reads _FILE variants without their trailing newline', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
@@ -81,28 +82,32 @@ describe('inputs', () => {
   it('splits POSTGRES_INITDB_ARGS on whitespace', () => {
     expect(load({ POSTGRES_INITDB_ARGS: '  --data-checksums  -E UTF8 ' }).initdbArgs).toEqual(['--data-checksums', '-E', 'UTF8']);
   });
+
+  it("splits POSTGRES_INITDB_ARGS as the official entrypoint's eval does: quotes keep a word whole", () => {
+    expect(load({ POSTGRES_INITDB_ARGS: `--waldir='/var/lib/my wal' --locale="C"` }).initdbArgs).toEqual(['--waldir=/var/lib/my wal', '--locale=C']);
+  });
   it('normalises CIDRs and PGDATA', () => {
     expect(load({ PGREPL_REPLICATION_CIDR: '10.0.0.0/8, 192.168.1.5' }).replicationCidrs).toEqual(['10.0.0.0/8', '192.168.1.5/32']);
     expect(load({ PGDATA: '/mnt/mesos//sandbox/pgdata/' }).pgdata).toBe('/mnt/mesos/sandbox/pgdata');
   });
   it('parses peers with default ports and IPv6', () => {
-    expect(load({ PGREPL_PEERS: 'pg1,pg2:6543,[::1]:7000' }).peers).toEqual([
+    expect(load({ ...TOKEN, PGREPL_PEERS: 'pg1,pg2:6543,[::1]:7000' }).peers).toEqual([
       { host: 'pg1', port: 5432 }, { host: 'pg2', port: 6543 }, { host: '::1', port: 7000 },
     ]);
   });
   it('reads synchronous replication settings, and warns when commits would not wait anyway', () => {
     const cfg = load({});
     expect([cfg.syncStandbys, cfg.syncMethod, cfg.syncCommit]).toEqual([0, 'any', 'on']);
-    const sync = load({ PGREPL_SYNC_STANDBYS: '2', PGREPL_SYNC_METHOD: 'FIRST', PGREPL_SYNC_COMMIT: 'Remote_Apply' });
+    const sync = load({ ...TOKEN, PGREPL_SYNC_STANDBYS: '2', PGREPL_SYNC_METHOD: 'FIRST', PGREPL_SYNC_COMMIT: 'Remote_Apply' });
     expect([sync.syncStandbys, sync.syncMethod, sync.syncCommit]).toEqual([2, 'first', 'remote_apply']);
     expect(sync.warnings.join(' ')).not.toMatch(/PGREPL_SYNC/);
-    expect(load({ PGREPL_SYNC_STANDBYS: '1', PGREPL_SYNC_COMMIT: 'local' }).warnings.join(' ')).toMatch(
+    expect(load({ ...TOKEN, PGREPL_SYNC_STANDBYS: '1', PGREPL_SYNC_COMMIT: 'local' }).warnings.join(' ')).toMatch(
       /PGREPL_SYNC_STANDBYS=1 with PGREPL_SYNC_COMMIT=local: commits do not wait for any standby/,
     );
   });
   it('accepts an archive directory beside PGDATA, not inside it', () => {
     expect(load({ PGDATA: '/data', PGREPL_ARCHIVE_DIR: '/data2/' }).archiveDir).toBe('/data2');
-    const cfg = load({ PGREPL_ARCHIVE_DIR: '/srv/archive', PGREPL_SYNC_STANDBYS: '1', PGREPL_PEERS: 'pg1' });
+    const cfg = load({ ...TOKEN, PGREPL_ARCHIVE_DIR: '/srv/archive', PGREPL_SYNC_STANDBYS: '1', PGREPL_PEERS: 'pg1' });
     expect(cfg.warnings.join(' ')).not.toMatch(/not acted on/);
   });
   it('sanitises host names into slot names', () => {
@@ -152,8 +157,15 @@ describe('HA mode', () => {
     });
     const ha = load({ ...HA, PGPORT: '6543', PGREPL_API_LISTEN: '127.0.0.1:9008' }).ha!;
     expect([ha.connectAddress, ha.apiListen, ha.apiConnectAddress]).toEqual([
-      { host: 'My-Host.example', port: 6543 }, { host: '127.0.0.1', port: 9008 }, { host: 'My-Host.example', port: 9008 },
+      { host: 'My-Host.example', port: 6543 }, { host: '127.0.0.1', port: 9008 }, { host: '127.0.0.1', port: 9008 },
     ]);
+  });
+  it('reaches the API where it listens, when that is one address; else at the connect address\'s host; else at this host', () => {
+    const api = (env: Record<string, string>) => load({ ...HA, ...env }).ha!.apiConnectAddress;
+    expect(api({ PGREPL_CONNECT_ADDRESS: '127.0.0.1:6011', PGREPL_API_LISTEN: '127.0.0.1:6111' })).toEqual({ host: '127.0.0.1', port: 6111 });
+    expect(api({ PGREPL_CONNECT_ADDRESS: 'pg1.example:5432', PGREPL_API_LISTEN: '0.0.0.0:8008' })).toEqual({ host: 'pg1.example', port: 8008 });
+    expect(api({ PGREPL_CONNECT_ADDRESS: 'pg1.example:5432', PGREPL_API_LISTEN: '[::]:8008' })).toEqual({ host: 'pg1.example', port: 8008 });
+    expect(api({})).toEqual({ host: 'My-Host.example', port: 8008 });
   });
   it('normalises the endpoints: lower-case scheme, no trailing slash, IPv6 in brackets, no duplicates', () => {
     expect(load({ PGREPL_ETCD_ENDPOINTS: ' HTTPS://etcd1:2379/, https://[::1]:2379,https://etcd1:2379' }).ha!.etcd.endpoints).toEqual([
@@ -299,6 +311,11 @@ const BAD: [Record<string, string>, string][] = [
   [{ PGREPL_ARCHIVE_DIR: 'archive' }, 'PGREPL_ARCHIVE_DIR="archive" is not valid: must be an absolute path (e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive)'],
   [{ PGDATA: '/data', PGREPL_ARCHIVE_DIR: '/data/archive' }, 'PGREPL_ARCHIVE_DIR=/data/archive is inside PGDATA=/data: every clone and rewind would copy the archive, and data moved aside would take it along; use a directory (a volume) outside PGDATA, e.g. PGREPL_ARCHIVE_DIR=/var/lib/postgresql/archive'],
   [{ POSTGRES_INITDB_ARGS: '-D /elsewhere' }, 'POSTGRES_INITDB_ARGS must not contain -D: the data directory is PGDATA'],
+  [{ POSTGRES_INITDB_ARGS: `--locale='C` }, "POSTGRES_INITDB_ARGS is not valid: a ' is not closed"],
+  // Without a token only a plain PRIMARY starts (replication off); what needs one is refused.
+  [{ PGREPL_ROLE: 'STANDBY', PGREPL_MASTER_IP: 'pg1' }, 'PGREPL_ROLE=STANDBY needs PGREPL_TOKEN: a standby logs in to its upstream with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to the token of its upstream'],
+  [{ PGREPL_PEERS: 'pg2' }, 'PGREPL_PEERS needs PGREPL_TOKEN: this node asks its peers what they are over replication connections, which log in with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE), the same on every node, or unset PGREPL_PEERS'],
+  [{ PGREPL_SYNC_STANDBYS: '1' }, 'PGREPL_SYNC_STANDBYS=1 needs PGREPL_TOKEN: without it replication is off, no standby can connect, and every commit would wait for one forever; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE), the same on every node, or set PGREPL_SYNC_STANDBYS=0'],
 ];
 
 describe('bad inputs', () => {
@@ -307,6 +324,15 @@ describe('bad inputs', () => {
       expect(errorOf(env)).toBe(message);
     });
   }
+  it('HA mode without a token: the commands load it, a node refuses to start', () => {
+    const cfg = load({ ...HA });
+    expect(cfg.warnings).toEqual([]);
+    expect(() => checkNodeStart(cfg)).toThrow(
+      new UserError('PGREPL_ETCD_ENDPOINTS (HA mode) needs PGREPL_TOKEN: HA nodes replicate from each other and log in with it; set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to a long random value, the same on every node'),
+    );
+    expect(() => checkNodeStart(load({ ...HA, ...TOKEN }))).not.toThrow();
+    expect(() => checkNodeStart(load({}))).not.toThrow();
+  });
   it('reports several HA variables set without PGREPL_ETCD_ENDPOINTS one line each, before reading any file', () => {
     const lines = errorOf({ PGREPL_CLUSTER: 'x/y', PGREPL_ETCD_PASSWORD_FILE: '/nonexistent/pw' }).split('\n');
     expect(lines).toEqual([needsEndpoints('PGREPL_CLUSTER'), needsEndpoints('PGREPL_ETCD_PASSWORD_FILE')]);

@@ -9,14 +9,14 @@ const cluster = (over: Partial<Extract<PgdataState, { kind: 'cluster' }>> = {}):
 
 function obs(pgdata: PgdataState, over: Partial<Observation> = {}): Observation {
   return {
-    pgdata, binariesMajor: 15, runningAsRoot: false, replicationPasswordCurrent: false,
+    pgdata, binariesMajor: 15, runningAsRoot: false, replicationRoleCurrent: false,
     lastRole: undefined, replicationAuthMethod: undefined, follow: undefined, stateIgnored: undefined, ...over,
   };
 }
 
 const primary: Intent = {
   role: 'PRIMARY', pgdata: '/data', hasPostgresPassword: true, hostAuthMethod: undefined, reclone: 'never', slots: true, upstreamTimeoutSeconds: 300,
-  fence: 'rejoin',
+  fence: 'rejoin', replicationOn: true,
 };
 const steps = (p: Plan) => ('steps' in p ? p.steps.map((s) => s.do) : []);
 const refusal = (p: Plan) => ('refuse' in p ? p.refuse : undefined);
@@ -90,13 +90,13 @@ describe('PRIMARY rows', () => {
   });
 
   it("a primary's cluster, password current: no initdb, no temporary server", () => {
-    const p = decide(obs(cluster(), { replicationPasswordCurrent: true }), primary);
+    const p = decide(obs(cluster(), { replicationRoleCurrent: true }), primary);
     expect(p.row).toBe('primary cluster × PRIMARY');
     expect(steps(p)).toEqual(['prepare-directories', 'write-settings', 'record-state', 'hand-over']);
   });
 
   it("a primary's cluster, token changed or state unknown: re-applies the password", () => {
-    const p = decide(obs(cluster(), { replicationPasswordCurrent: false }), primary);
+    const p = decide(obs(cluster(), { replicationRoleCurrent: false }), primary);
     expect(steps(p)).toEqual([
       'prepare-directories', 'start-temp-server', 'set-replication-role', 'stop-temp-server', 'write-settings', 'record-state', 'hand-over',
     ]);
@@ -105,7 +105,7 @@ describe('PRIMARY rows', () => {
   });
 
   it('a restart does not need POSTGRES_PASSWORD', () => {
-    const p = decide(obs(cluster(), { replicationPasswordCurrent: true }), { ...primary, hasPostgresPassword: false });
+    const p = decide(obs(cluster(), { replicationRoleCurrent: true }), { ...primary, hasPostgresPassword: false });
     expect(steps(p)).toContain('hand-over');
   });
 
@@ -114,7 +114,7 @@ describe('PRIMARY rows', () => {
     expect(p.row).toBe('standby cluster × PRIMARY');
     expect('steps' in p && p.steps).toEqual([
       { do: 'prepare-directories' },
-      { do: 'start-temp-server', on: 'pgdata', settings: ["primary_conninfo=''"] },
+      { do: 'start-temp-server', on: 'pgdata', settings: ['primary_conninfo='] },
       { do: 'promote-temp-server' },
       { do: 'set-replication-role' },
       { do: 'stop-temp-server' },
@@ -122,6 +122,40 @@ describe('PRIMARY rows', () => {
       { do: 'record-state', as: 'PRIMARY' },
       { do: 'hand-over' },
     ]);
+  });
+
+  describe('without PGREPL_TOKEN (replication off)', () => {
+    const tokenless: Intent = { ...primary, replicationOn: false };
+    const LOCK = ['start-temp-server', 'lock-replication-role', 'stop-temp-server'];
+
+    it('a new cluster: the same bootstrap, the role locked instead of given a password', () => {
+      const p = decide(obs({ kind: 'empty' }), tokenless);
+      expect(steps(p)).toEqual(FIRST_BOOT.map((s) => (s === 'set-replication-role' ? 'lock-replication-role' : s)));
+    });
+
+    it("a primary's cluster: locks the role unless the last start already did", () => {
+      const p = decide(obs(cluster(), { replicationRoleCurrent: false }), tokenless);
+      expect(steps(p)).toEqual(['prepare-directories', ...LOCK, 'write-settings', 'record-state', 'hand-over']);
+      expect(p.why).toMatch(/replication is off \(no PGREPL_TOKEN\): the role pgrepl, if any, is locked; no initdb/);
+      const locked = decide(obs(cluster(), { replicationRoleCurrent: true }), tokenless);
+      expect(steps(locked)).toEqual(['prepare-directories', 'write-settings', 'record-state', 'hand-over']);
+      expect(locked.why).toMatch(/replication is off \(no PGREPL_TOKEN\): the role pgrepl is locked already/);
+    });
+
+    it("a standby's cluster: promoted on start, its copied role locked", () => {
+      const p = decide(obs(cluster({ standby: true })), tokenless);
+      expect(steps(p)).toEqual([
+        'prepare-directories', 'start-temp-server', 'promote-temp-server', 'lock-replication-role', 'stop-temp-server', 'write-settings', 'record-state', 'hand-over',
+      ]);
+    });
+
+    it('a node fenced into following a peer: refused, since following needs the token', () => {
+      const p = decide(obs(cluster({ standby: true }), { fenced: { host: 'pg2', port: 5432 } }), tokenless);
+      expect(p.row).toBe('fenced × no token');
+      expect(refusal(p)).toBe(
+        "PGDATA=/data holds a node fenced into following pg2:5432 (a newer primary of its cluster), which it does on every start, and a standby needs PGREPL_TOKEN to log in there: set PGREPL_TOKEN (or PGREPL_TOKEN_FILE) to the cluster's token; nothing was changed",
+      );
+    });
   });
 
   it('a build half moved in: finishes the move first', () => {
@@ -329,7 +363,7 @@ describe('STANDBY rows', () => {
   });
 
   it('an upstream that refuses this node: a standby with data starts on it; without data, one line naming the cause', () => {
-    const refusing = (refused: 'password' | 'no replication role' | 'not allowed', error: string) => ({
+    const refusing = (refused: 'password' | 'no replication role' | 'cannot log in' | 'not allowed', error: string) => ({
       target: { host: 'pg1', port: 5432, source: 'PGREPL_MASTER_IP', dropFollow: false },
       found: { reachable: false as const, error, refused },
     });
@@ -344,8 +378,11 @@ describe('STANDBY rows', () => {
     expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: refusing('no replication role', '28000: role "pgrepl" does not exist') }), standby))).toBe(
       'the upstream pg1:5432 has no role pgrepl (28000: role "pgrepl" does not exist): it runs without replication, as a primary first started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that; nothing was changed',
     );
+    expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: refusing('cannot log in', '28000: role "pgrepl" is not permitted to log in') }), standby))).toBe(
+      'the upstream pg1:5432 does not let the role pgrepl log in (28000: role "pgrepl" is not permitted to log in): it runs with replication off, as a primary started without PGREPL_TOKEN does; set PGREPL_TOKEN (the same on every node) on its primary and restart that; nothing was changed',
+    );
     expect(refusal(decide(sobs({ kind: 'empty' }, { upstream: refusing('not allowed', '28000: no pg_hba.conf entry for replication connection') }), standby))).toMatch(
-      /does not allow this node to replicate \(28000: no pg_hba.conf entry .*\): widen PGREPL_REPLICATION_CIDR on the upstream/,
+      /does not allow this node to replicate \(28000: no pg_hba.conf entry .*\): widen PGREPL_REPLICATION_CIDR on the upstream, or, if it was started without PGREPL_TOKEN \(replication off\), set PGREPL_TOKEN there/,
     );
     // A former primary that must be rewound cannot be, without its upstream: refused, nothing changed.
     expect(refusal(decide(sobs(cluster(), { upstream: pw, lastRole: 'PRIMARY' }), standby))).toMatch(/rejected the replication password/);
@@ -384,7 +421,7 @@ describe('PRIMARY fencing (PGREPL_PEERS, PGREPL_FENCE)', () => {
   });
   const silent = (port: number): PeerFound => ({ target: { host: '10.0.0.9', port }, found: { reachable: false, error: 'ECONNREFUSED' }, inRecovery: undefined });
   const tools = { basebackup: 15, rewind: 15 };
-  const pobs = (pgdata: PgdataState, peers: PeerFound[], over: Partial<Observation> = {}) => obs(pgdata, { peers, tools, replicationPasswordCurrent: true, ...over });
+  const pobs = (pgdata: PgdataState, peers: PeerFound[], over: Partial<Observation> = {}) => obs(pgdata, { peers, tools, replicationRoleCurrent: true, ...over });
   const START_STANDBY = ['write-settings', 'record-state', 'hand-over'];
   const fencedTo = (p: Plan) => ('steps' in p ? p.fencedTo : undefined);
   const writeAs = (p: Plan) => ('steps' in p ? p.steps.find((s) => s.do === 'write-settings') : undefined);

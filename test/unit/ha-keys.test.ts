@@ -72,6 +72,13 @@ describe('members/<name>', () => {
   it("keeps only MemberKey's fields (a newer agent may publish more)", () => {
     expect(decodeMember(JSON.stringify({ ...member(), tags: { zone: 'a' } }), 'n2')).toEqual({ ok: true, value: member() });
   });
+  it('upstream (where a streaming standby streams from) is kept; one that is not host:port text is left out, the member kept', () => {
+    const cascade = member({ upstream: '10.0.0.3:5432' });
+    expect(decodeMember(encodeMember(cascade), 'n2')).toEqual({ ok: true, value: cascade });
+    for (const upstream of [5432, '', { host: 'n3' }]) {
+      expect(decodeMember(JSON.stringify({ ...member(), upstream }), 'n2')).toEqual({ ok: true, value: member() });
+    }
+  });
   it('malformed: each bad field named', () => {
     const bad = (over: Record<string, unknown>) => problems(decodeMember(JSON.stringify({ ...member(), ...over }), 'n2'));
     expect(bad({ name: 'n3' })).toBe('name "n3" is not the key\'s name "n2"');

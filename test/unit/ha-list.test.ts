@@ -29,8 +29,8 @@ describe('pgrepl list: the table', () => {
         'Cluster pgrepl (system 7000000000000000001): leader n1, timeline 2',
         'Member  Address        Role     State      TL   Lag  Tags',
         'n1      10.0.0.1:5432  primary  running     2        leader',
-        'n2      10.0.0.2:5432  standby  streaming   2   0 B  sync',
-        'n3      10.0.0.3:5432  standby  streaming   2  96 B  nofailover',
+        '├─ n2   10.0.0.2:5432  standby  streaming   2   0 B  sync',
+        '└─ n3   10.0.0.3:5432  standby  streaming   2  96 B  nofailover',
         '',
       ].join('\n'),
     );
@@ -74,12 +74,65 @@ describe('pgrepl list: the table', () => {
         'Cluster pgrepl (system 7000000000000000001): leader n3, timeline 2',
         'Member  Address        Role     State      TL      Lag  Tags',
         'n3      10.0.0.3:5432  primary  running     2           leader',
-        'n1      10.0.0.1:5432  standby  streaming   2  40.0 MB',
-        'n2      10.0.0.2:5432  standby  streaming   2      0 B',
+        '├─ n1   10.0.0.1:5432  standby  streaming   2  40.0 MB',
+        '└─ n2   10.0.0.2:5432  standby  streaming   2      0 B',
         'n4      10.0.0.4:5432  standby  stopped     ?  unknown',
         '',
       ].join('\n'),
     );
+  });
+
+  it('the topology as a tree: standbys under the leader, a cascade under the standby it streams from, members streaming from none after', () => {
+    const k = keys({
+      members: [
+        primary('n1'),
+        standby('n2', { upstream: '10.0.0.1:5432' }),
+        // cascades: streaming, but from n2 (the agent calls that 'running': not from the leader)
+        standby('n4', { state: 'running', upstream: '10.0.0.2:5432', receivedLsn: '0/5000000' }),
+        standby('n5', { state: 'running', upstream: '10.0.0.4:5432', receivedLsn: '0/5000000' }),
+        standby('n3', { upstream: '10.0.0.1:5432' }),
+        // not streaming: a root of its own, after the leader's tree
+        standby('n6', { state: 'stopped', receivedLsn: undefined, replayedLsn: undefined }),
+        // streaming from an address no member has (a VIP, a former member): no member's child
+        standby('n7', { state: 'running', upstream: '10.9.9.9:5432' }),
+      ],
+      sync: { leader: 'n1', standbys: ['n3'] },
+    });
+    expect(listTable(clusterView('pgrepl', k))).toBe(
+      [
+        'Cluster pgrepl (system 7000000000000000001): leader n1, timeline 2',
+        'Member       Address        Role     State      TL      Lag  Tags',
+        'n1           10.0.0.1:5432  primary  running     2           leader',
+        '├─ n2        10.0.0.2:5432  standby  streaming   2      0 B',
+        '│  └─ n4     10.0.0.4:5432  standby  running     2     96 B',
+        '│     └─ n5  10.0.0.5:5432  standby  running     2     96 B',
+        '└─ n3        10.0.0.3:5432  standby  streaming   2      0 B  sync',
+        'n6           10.0.0.6:5432  standby  stopped     2  unknown',
+        'n7           10.0.0.7:5432  standby  running     2      0 B',
+        '',
+      ].join('\n'),
+    );
+    const l = listing(clusterView('pgrepl', k));
+    // --json: the same order as before the tree (leader, then by name), each with where it streams from
+    expect(l.members.map((m) => [m.name, m.upstream, m.upstreamMember])).toEqual([
+      ['n1', null, null], ['n2', '10.0.0.1:5432', 'n1'], ['n3', '10.0.0.1:5432', 'n1'], ['n4', '10.0.0.2:5432', 'n2'],
+      ['n5', '10.0.0.4:5432', 'n4'], ['n6', null, null], ['n7', '10.9.9.9:5432', null],
+    ]);
+  });
+
+  it('no leader: a cascade still hangs under its upstream; members that name each other (stale keys) are drawn, not lost', () => {
+    const k = keys({
+      leader: undefined,
+      members: [
+        standby('n1', { state: 'running' }),
+        standby('n2', { state: 'running', upstream: '10.0.0.1:5432' }),
+        standby('n3', { state: 'running', upstream: '10.0.0.4:5432' }),
+        standby('n4', { state: 'running', upstream: '10.0.0.3:5432' }),
+      ],
+    });
+    const lines = listTable(clusterView('pgrepl', k)).split('\n').map((line) => line.split('  ')[0]);
+    expect(lines.slice(1, -1)).toEqual(['Member', 'n1', '└─ n2', 'n3', '└─ n4']);
+    expect(listing(clusterView('pgrepl', k)).members.map((m) => m.upstreamMember)).toEqual([null, 'n1', null, 'n3']);
   });
 
   it('paused, with a switchover requested: both said under the header', () => {
@@ -112,7 +165,7 @@ describe('pgrepl list: the table', () => {
   it('a position that is not one (another agent wrote it) shows the lag unknown instead of failing the listing', () => {
     const k = keys({ members: [primary('n1'), standby('n2', { receivedLsn: 'garbage', replayedLsn: undefined })] });
     expect(listing(clusterView('pgrepl', k)).members[1]!.lagBytes).toBeNull();
-    expect(listTable(clusterView('pgrepl', k))).toContain('n2      10.0.0.2:5432  standby  streaming   2  unknown');
+    expect(listTable(clusterView('pgrepl', k))).toContain('└─ n2   10.0.0.2:5432  standby  streaming   2  unknown');
   });
 
   it('lag: exact bytes below 1 MB, MB (1024²) to one decimal from there', () => {
@@ -132,15 +185,15 @@ describe('pgrepl list --json', () => {
       members: [
         {
           name: 'n1', address: '10.0.0.1:5432', api: '10.0.0.1:8008', role: 'primary', state: 'running', timeline: 2,
-          receivedLsn: null, replayedLsn: null, writeLsn: '0/5000060', lagBytes: null, leader: true, sync: false, nofailover: false, tags: ['leader'],
+          receivedLsn: null, replayedLsn: null, writeLsn: '0/5000060', upstream: null, upstreamMember: null, lagBytes: null, leader: true, sync: false, nofailover: false, tags: ['leader'],
         },
         {
           name: 'n2', address: '10.0.0.2:5432', api: '10.0.0.2:8008', role: 'standby', state: 'streaming', timeline: 2,
-          receivedLsn: '0/5000060', replayedLsn: '0/5000000', writeLsn: null, lagBytes: 0, leader: false, sync: true, nofailover: false, tags: ['sync'],
+          receivedLsn: '0/5000060', replayedLsn: '0/5000000', writeLsn: null, upstream: null, upstreamMember: 'n1', lagBytes: 0, leader: false, sync: true, nofailover: false, tags: ['sync'],
         },
         {
           name: 'n3', address: '10.0.0.3:5432', api: '10.0.0.3:8008', role: 'standby', state: 'streaming', timeline: 2,
-          receivedLsn: '0/5000000', replayedLsn: '0/4FFFFA0', writeLsn: null, lagBytes: 96, leader: false, sync: false, nofailover: true, tags: ['nofailover'],
+          receivedLsn: '0/5000000', replayedLsn: '0/4FFFFA0', writeLsn: null, upstream: null, upstreamMember: 'n1', lagBytes: 96, leader: false, sync: false, nofailover: true, tags: ['nofailover'],
         },
       ],
     });

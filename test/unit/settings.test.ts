@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { INCLUDE_LINE, SETTINGS_FILE } from '../../src/layout.js';
 import {
-  archiveCommand, confValue, conninfo, HBA_BEGIN, restoreCommand, renderPassfile, replicationMethodIn, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withReplicationRules,
+  archiveCommand, confValue, conninfo, HBA_BEGIN, restoreCommand, renderPassfile, replicationMethodIn, HBA_END, renderRecoveryConf, renderSettings, withHostAuthLine, withInclude, withoutReplicationRules, withReplicationRules,
 } from '../../src/postgres/settings.js';
 
 describe('pgrepl.conf', () => {
@@ -52,6 +52,13 @@ describe('pg_hba.conf', () => {
     expect(second).toContain('host\treplication\tpgrepl\t10.0.0.0/8\tmd5\nhost\treplication\tpgrepl\t192.168.0.0/16\tmd5');
     expect(second).not.toContain('scram-sha-256');
     expect(second.endsWith(initdbDefault)).toBe(true);
+  });
+  it('without a token, removes its block: the file is as it was before, and stays so', () => {
+    const on = withReplicationRules(initdbDefault, ['all'], 'scram-sha-256');
+    expect(withoutReplicationRules(on)).toBe(initdbDefault);
+    expect(withoutReplicationRules(initdbDefault)).toBe(initdbDefault);
+    // A line the user added above it stays.
+    expect(withoutReplicationRules(`# mine\n${on}`)).toBe(`# mine\n${initdbDefault}`);
   });
   it('appends the official host line', () => {
     expect(withHostAuthLine('local all all trust', 'scram-sha-256')).toBe('local all all trust\n\nhost all all all scram-sha-256\n');
