@@ -212,11 +212,12 @@ export function switchPoint(history: string): Lsn {
 
 /**
  * synchronous_standby_names = FIRST n (all n names): each of them acknowledges every commit
- * (sync.ts). Returns the write position once the change has taken effect: a new session sees it
+ * (sync.ts); ['*'] is ANY n (*). Returns the write position once the change has taken effect: a new session sees it
  * (the reload reached the postmaster, and through it every process).
  */
 async function setSynchronousStandbyNames(ctx: PgActContext, standbys: string[]): Promise<Lsn> {
-  const value = standbys.length === 0 ? '' : `FIRST ${standbys.length} (${standbys.map(ident).join(', ')})`;
+  // ['*']: any n of the standbys that stream (right after a promotion, decide.ts); otherwise all of those named.
+  const value = standbys.length === 0 ? '' : standbys.includes('*') ? `ANY ${Math.max(1, ctx.cfg.syncStandbys)} (*)` : `FIRST ${standbys.length} (${standbys.map(ident).join(', ')})`;
   await sql(ctx, `ALTER SYSTEM SET synchronous_standby_names = ${literal(value)}`);
   await sql(ctx, 'SELECT pg_reload_conf()');
   for (let i = 0; i < 50; i++) {

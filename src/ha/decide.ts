@@ -343,7 +343,7 @@ function leading(c: Ctx): Decision {
     if (d && d.lease === c.mem.lease?.id && d.timeline === t && t >= newestTimeline(c)) {
       return act(c, 'leader, read-only', `I lead again on the lease I demoted on (timeline ${t}, nobody promoted since): writable again, same timeline`, [...base, { do: 'resume-writable' }]);
     }
-    return act(c, 'leader, read-only', `I lead; postgres is read-only (timeline ${t}): promoting it`, [...base, ...promotion('leader key held by a standby')]);
+    return act(c, 'leader, read-only', `I lead; postgres is read-only (timeline ${t}): promoting it`, [...base, ...promotion(c, 'leader key held by a standby')], { soon: true });
   }
   const syncing = syncMode(c)
     ? planSync({
@@ -355,13 +355,24 @@ function leading(c: Ctx): Decision {
         replication: c.local.replication,
         mayLead: (n) => n !== c.me && barred(c, member(c, n), n, false) === undefined,
       })
-    : { actions: [], say: '' };
+    : { actions: [], say: '', pending: false };
   const sent = c.obs.now - c.mem.lease!.lastRenewalSentAt;
   return act(c, 'leader', `I lead (timeline ${t}${c.local.writeLsn ? `, at ${c.local.writeLsn}` : ''}; last renewal sent ${secs(sent)} ago): renewing${claim.length ? `, recording system ${found.systemIdentifier} in initialize` : ''}${syncing.say ? `; ${syncing.say}` : ''}${scheduled}`,
-    [...base, ...syncing.actions]);
+    [...base, ...syncing.actions], { soon: syncing.pending });
 }
 
-const promotion = (why: string): Action[] => [{ do: 'promote' }, { do: 'checkpoint' }, { do: 'append-history', why }];
+/**
+ * Promote, checkpoint, record it. In synchronous mode first require ANY n of whichever standbys
+ * stream (`*`): the synchronous_standby_names this node carries from its time as a standby (its
+ * postgresql.auto.conf, cloned from a leader) may name the dead leader, and every commit would
+ * wait for it until sync.ts had widened and narrowed the list, loops later. `*` is safe for the
+ * key: a standby enters `sync` only once it flushed past the position where specific names were
+ * set, so it holds every WAL record before, whoever acknowledged them (sync.ts).
+ */
+const promotion = (c: Ctx, why: string): Action[] => [
+  ...(syncMode(c) ? [{ do: 'set-synchronous-standby-names' as const, standbys: ['*'] }] : []),
+  { do: 'promote' }, { do: 'checkpoint' }, { do: 'append-history', why },
+];
 
 /** The newest timeline anyone reports: the history's, the members'. */
 function newestTimeline(c: Ctx): number {
@@ -408,7 +419,8 @@ function following(c: Ctx, leader: LeaderKey): Decision {
   const ready = L && L.role === 'primary' && L.state !== 'stopped' && L.timeline !== undefined ? L : undefined;
   const found = clusterOf(c.local);
   if (!ready) {
-    return act(c, 'follow', `${leader.name} leads but ${L ? 'does not run as a primary yet' : 'has not published its member key yet'}: waiting`, upkeep(c));
+    // Soon, not LOOP_WAIT: its member key is no wake-up, and in synchronous mode its commits wait for us.
+    return act(c, 'follow', `${leader.name} leads but ${L ? 'does not run as a primary yet' : 'has not published its member key yet'}: waiting`, upkeep(c), { soon: true });
   }
   const lt = ready.timeline!;
   if (!found) {
@@ -494,7 +506,7 @@ function race(c: Ctx): Decision {
   const sw = c.keys.switchover;
   const swTo = sw?.to !== undefined && member(c, sw.to) ? sw.to : undefined;
   const take = (why: string, say: string) =>
-    act(c, 'failover', say, [...upkeep(c), { do: 'take-leader-key' }, ...promotion(why), ...(sw ? [{ do: 'clear-switchover' as const }] : [])]);
+    act(c, 'failover', say, [...upkeep(c), { do: 'take-leader-key' }, ...promotion(c, why), ...(sw ? [{ do: 'clear-switchover' as const }] : [])], { soon: true });
   const wait = (why: string) => act(c, 'no leader: waiting', `no leader; ${why}: not taking the lock`, upkeep(c));
 
   if (c.s.nofailover) return wait('PGREPL_NOFAILOVER=on here');

@@ -36,8 +36,9 @@ export interface SyncInputs {
 const same = (a: string[], b: string[]) => a.length === b.length && a.every((n) => b.includes(n));
 const list = (names: string[]) => (names.length ? names.join(', ') : 'nobody');
 
-export function planSync(x: SyncInputs): { actions: Action[]; say: string } {
-  if (x.want === 0) return { actions: [], say: '' };
+/** pending: `sync` does not yet name the standbys wanted (the leader looks again soon, not after LOOP_WAIT). */
+export function planSync(x: SyncInputs): { actions: Action[]; say: string; pending: boolean } {
+  if (x.want === 0) return { actions: [], say: '', pending: false };
   const any = x.required.includes('*');
   const listed = any ? [] : x.required;
   const healthy = [...new Set(x.replication.filter((r) => r.state === 'streaming' && x.mayLead(r.name)).map((r) => r.name))].sort();
@@ -58,6 +59,8 @@ export function planSync(x: SyncInputs): { actions: Action[]; say: string } {
     return {
       actions: writeKey([]),
       say: `sync: no standby can be synchronous (synchronous_standby_names left as it is, commits wait for ${x.want}); sync names nobody: no automatic failover`,
+      // Just promoted (any standby acknowledges): the standbys are re-pointing to us right now.
+      pending: any,
     };
   }
   const adding = wanted.filter((n) => !listed.includes(n));
@@ -65,6 +68,7 @@ export function planSync(x: SyncInputs): { actions: Action[]; say: string } {
     return {
       actions: [...writeKey(key), { do: 'set-synchronous-standby-names', standbys: [...listed, ...adding] }],
       say: `sync: adding ${list(adding)} to synchronous_standby_names first; sync stays ${list(key)} until ${adding.length > 1 ? 'they have' : 'it has'} caught up`,
+      pending: true,
     };
   }
   const pending = wanted.filter((n) => !key.includes(n));
@@ -72,11 +76,13 @@ export function planSync(x: SyncInputs): { actions: Action[]; say: string } {
     return {
       actions: writeKey(key),
       say: `sync: ${list(key)}; waiting for ${pending.map((n) => `${n} (flushed ${flush(n) ?? 'nothing'}, needs ${since ?? 'a known position'})`).join(', ')} to catch up before it enters sync`,
+      pending: true,
     };
   }
   const leaving = [...new Set([...x.key, ...listed])].filter((n) => !wanted.includes(n));
   return {
     actions: [...writeKey(wanted), ...(same(wanted, x.required) ? [] : [{ do: 'set-synchronous-standby-names' as const, standbys: wanted }])],
     say: leaving.length > 0 ? `sync: removing ${list(leaving)} from sync first, then from synchronous_standby_names; sync ${list(wanted)}` : `sync ${list(wanted)}`,
+    pending: false,
   };
 }

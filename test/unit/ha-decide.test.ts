@@ -60,6 +60,8 @@ const refusal = (d: Decision) => ('refuse' in d ? d.refuse : undefined);
 const find = <K extends Action['do']>(d: Decision, k: K) => actions(d).find((a): a is Extract<Action, { do: K }> => a.do === k);
 
 const TAKE = ['renew-lease', 'publish-member', 'take-leader-key', 'promote', 'checkpoint', 'append-history'];
+/** The same in synchronous mode: any standby acknowledges first (decide.ts promotion()). */
+const TAKE_SYNC = ['renew-lease', 'publish-member', 'take-leader-key', 'set-synchronous-standby-names', 'promote', 'checkpoint', 'append-history'];
 
 // ---------------------------------------------------------------------------------------------
 
@@ -314,6 +316,8 @@ describe('bootstrap race', () => {
     expect(run(stoppedPg({ kind: 'empty' }), keys({ initialize: '' })).row).toBe('bootstrap: waiting');
     const starting = run(stoppedPg({ kind: 'empty' }), keys({ initialize: '', leader: { name: 'n2', lease: '1' }, members: [m('n2', { role: 'none', state: 'stopped' })] }));
     expect(starting.say).toBe('n2 leads but does not run as a primary yet: waiting');
+    // Looks again soon: the leader's member key is no wake-up (a switchover waited a whole LOOP_WAIT here).
+    expect(starting).toMatchObject({ nextLoopMs: 500 });
     expect(does(starting)).not.toContain('clone-from-leader');
     const d = run(stoppedPg({ kind: 'empty' }), keys({ initialize: '', leader: { name: 'n2', lease: '1' }, members: [leaderMember('n2')] }));
     expect(d.row).toBe('clone');
@@ -678,7 +682,14 @@ describe('no leader: the failover race', () => {
     it('in `sync`: compares only with the other synchronous standbys; an asynchronous one ahead does not block', () => {
       const sk = k({ sync: { leader: 'n0', standbys: ['n1', 'n3'] } });
       expect(actions(run(me(), sk, { s }))).toEqual([{ do: 'ask-members', names: ['n3'] }]);
-      expect(does(run(me(), sk, { s, asked: { n3: { received: '0/4000000', timeline: 1 } } }))).toEqual(TAKE);
+      expect(does(run(me(), sk, { s, asked: { n3: { received: '0/4000000', timeline: 1 } } }))).toEqual(TAKE_SYNC);
+    });
+
+    it('promoting in synchronous mode: any standby first (ANY n (*)), so that commits do not wait for the dead leader its settings may name; looks again soon', () => {
+      const d = run(me(), k({ sync: { leader: 'n0', standbys: ['n1'] } }), { s });
+      expect(actions(d).slice(2, 4)).toEqual([{ do: 'take-leader-key' }, { do: 'set-synchronous-standby-names', standbys: ['*'] }]);
+      expect(does(d).indexOf('set-synchronous-standby-names')).toBeLessThan(does(d).indexOf('promote'));
+      expect(d).toMatchObject({ nextLoopMs: 500 });
     });
   });
 
