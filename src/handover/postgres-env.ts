@@ -15,8 +15,13 @@ export function withholdSecretsFromChildren(env: NodeJS.ProcessEnv = process.env
   for (const k of SECRET_ENV) delete env[k];
 }
 
-export function postgresEnv(cfg: Config, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env, PGDATA: cfg.pgdata, PGPORT: String(cfg.port) };
-  for (const k of SECRET_ENV) delete out[k];
+/** A copy of `env` without the secrets: for a program started before they are withheld. */
+export function withoutSecrets(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  withholdSecretsFromChildren(out);
   return out;
+}
+
+export function postgresEnv(cfg: Config, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...withoutSecrets(env), PGDATA: cfg.pgdata, PGPORT: String(cfg.port) };
 }

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
+import { withoutSecrets } from '../handover/postgres-env.js';
 
 /** "postgres (PostgreSQL) 15.18 (Debian ...)" -> 15; "9.6.24" -> 9.6 (majors before 10 had two parts). */
 export function parseMajor(versionOutput: string): number | undefined {
@@ -17,7 +18,8 @@ export function parseMajor(versionOutput: string): number | undefined {
 /** `postgres --version` started ahead of time (probeBinaries), not asked for yet. */
 let probed: Promise<string> | undefined;
 
-const askVersion = async (): Promise<string> => (await promisify(execFile)('postgres', ['--version'])).stdout;
+// Started before the configuration is read (probeBinaries), so before the secrets are withheld from this process's environment.
+const askVersion = async (): Promise<string> => (await promisify(execFile)('postgres', ['--version'], { env: withoutSecrets() })).stdout;
 
 /**
  * Starts `postgres --version` now, for the next binariesMajor(): `pgrepl postgres` calls it

@@ -85,8 +85,8 @@ describe('pgrepl list, pause, resume, history against etcd', () => {
       'Cluster cmds (system 7312345678901234567): leader n2, timeline 2',
       'Member  Address         Role     State      TL      Lag  Tags',
       'n2      127.0.0.1:5002  primary  running     2           leader',
-      'n1      127.0.0.1:5001  standby  streaming   2     96 B  sync',
-      'n3      127.0.0.1:5003  standby  streaming   2  unknown  nofailover',
+      '├─ n1   127.0.0.1:5001  standby  streaming   2     96 B  sync',
+      '└─ n3   127.0.0.1:5003  standby  streaming   2  unknown  nofailover',
       '',
     ].join('\n'));
 
