@@ -221,7 +221,8 @@ async function setSynchronousStandbyNames(ctx: PgActContext, standbys: string[])
   await sql(ctx, `ALTER SYSTEM SET synchronous_standby_names = ${literal(value)}`);
   await sql(ctx, 'SELECT pg_reload_conf()');
   for (let i = 0; i < 50; i++) {
-    const now = await sql(ctx, "SELECT current_setting('synchronous_standby_names') AS s, pg_current_wal_lsn()::text AS w");
+    // On a standby about to be promoted (decide.ts promotion()) there is no write position yet: its replay position.
+    const now = await sql(ctx, "SELECT current_setting('synchronous_standby_names') AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS w");
     if (now.s === value) {
       log.info({ synchronous_standby_names: value }, 'synchronous_standby_names changed');
       return now.w as Lsn;

@@ -70,9 +70,14 @@ describe('SIGKILL of the leader under write load (synchronous mode)', () => {
       expect(await recorder.missingOn(old.pgPort)).toEqual([]);
       for (const l of old.logLines().filter((x) => typeof x.kept === 'string')) expect(entriesOf(l.kept as string).length).toBeGreaterThan(0);
 
-      const listed = await c.list();
+      // Members publish once per loop: wait for the rejoined node's key to say what it is now.
+      const timeline = await next.timeline();
+      const listed = await waitFor(`${old.name} listed as a streaming standby on timeline ${timeline}`, async () => {
+        const l = await c.list();
+        const o = l.members.find((m) => m.name === old.name);
+        return o?.role === 'standby' && o.state === 'streaming' && o.timeline === timeline ? l : undefined;
+      }, 30_000);
       expect(listed.leader).toBe(next.name);
-      expect(listed.members.find((m) => m.name === old.name)).toMatchObject({ role: 'standby', state: 'streaming', timeline: await next.timeline() });
     } finally {
       await recorder.stop();
     }
