@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationPassword } from '../../src/config/token.js';
 import { HBA_BEGIN } from '../../src/postgres/settings.js';
 import { isInRecovery, standbyOf, waitFor, waitForRows } from '../support/cluster.js';
-import { identifySystem, query, removeScratch, scratchDir, TestNode, type RunResult } from '../support/node.js';
+import { identifySystem, query, removeScratch, scratchDir, TestNode, exitWithin } from '../support/node.js';
 
 const P = 6481, S = 6482, T = 6483;
 /** The token the original image used when none was given: still works when set on purpose. */
@@ -29,14 +29,6 @@ function node(port: number, env: Record<string, string | undefined>): TestNode {
   return n;
 }
 
-/** Its exit, or a failure (and the node stopped) when it is still running after `ms`: a start that should have refused. */
-async function exitWithin(n: TestNode, ms = 60_000): Promise<RunResult> {
-  const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), ms));
-  const res = await Promise.race([n.exited, timer]);
-  if (res) return res;
-  await n.stop();
-  throw new Error(`still running after ${ms} ms, expected a refusal:\n${n.stderr}`);
-}
 
 const warnings = (n: TestNode) => n.logs().filter((l) => l.level === 40).map((l) => l.msg);
 const pgreplRules = async (port: number) =>

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TLS_DIR } from '../../src/layout.js';
 import { isInRecovery, standbyOf, waitFor, waitForRows } from '../support/cluster.js';
-import { query, removeScratch, scratchDir, TestNode, type RunResult } from '../support/node.js';
+import { query, removeScratch, scratchDir, TestNode, type RunResult, exitWithin } from '../support/node.js';
 
 /** Ports 6501-6529 belong to this file. */
 const P = 6501, S = 6502, C = 6503, NO_TLS = 6504;
@@ -38,14 +38,6 @@ async function started(port: number, env: Record<string, string | undefined> = {
   return n;
 }
 
-/** Its exit, or a failure (and the node stopped) when it still runs after `ms`: a start that should have refused. */
-async function exitWithin(n: TestNode, ms = 60_000): Promise<RunResult> {
-  const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), ms));
-  const res = await Promise.race([n.exited, timer]);
-  if (res) return res;
-  await n.stop();
-  throw new Error(`still running after ${ms} ms, expected a refusal:\n${n.stderr}`);
-}
 
 /** The one fatal line of a refused start. */
 function fatalLine(res: RunResult): string {

@@ -202,3 +202,12 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000): P
     }
   }
 }
+
+/** Its exit, or a failure (and the node stopped) when it still runs after `ms`: a start that should have refused. */
+export async function exitWithin(n: TestNode, ms = 60_000): Promise<RunResult> {
+  const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), ms));
+  const res = await Promise.race([n.exited, timer]);
+  if (res) return res;
+  await n.stop();
+  throw new Error(`still running after ${ms} ms, expected a refusal:\n${n.stderr}`);
+}
