@@ -128,7 +128,7 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
     }
     case 'create-slot': return (await import('./steps/slot.js')).createSlot(ctx);
     case 'drop-old-slot': return void (await (await import('./steps/slot.js')).dropOldSlot(ctx.cfg, step.on));
-    case 'write-settings': return writeSettings(ctx, step.as, step.in);
+    case 'write-settings': return writeSettings(ctx, step.as, step.in, step.walRetrySeconds);
     case 'record-state': return recordState(ctx, step.as);
     case 'hand-over':
       clearPhase(ctx.cfg.socketDir, ctx.cfg.port);

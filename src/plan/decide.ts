@@ -72,8 +72,11 @@ export type Step =
   | { do: 'create-slot' }
   /** This node's slot on an upstream it no longer follows: dropped if that one answers and nothing uses it. */
   | { do: 'drop-old-slot'; on: HostPort }
-  /** in: a staging directory to write them into (a clone not moved in yet); PGDATA otherwise. */
-  | { do: 'write-settings'; as: Role; in?: Staging }
+  /**
+   * in: a staging directory to write them into (a clone not moved in yet); PGDATA otherwise.
+   * walRetrySeconds: how long postgres waits between attempts to reach the upstream (its default, 5 s, if absent).
+   */
+  | { do: 'write-settings'; as: Role; in?: Staging; walRetrySeconds?: number }
   /** as: the role postgres is handed over as (a standby's records its timeline). */
   | { do: 'record-state'; as: Role }
   | { do: 'hand-over' };
@@ -439,6 +442,15 @@ const CLONE: Step[] = [
 ];
 const START_STANDBY: Step[] = [{ do: 'write-settings', as: 'STANDBY' }, { do: 'record-state', as: 'STANDBY' }, { do: 'hand-over' }];
 
+/**
+ * A standby its upstream refused at start (a token being rotated, pg_hba) serves reads and keeps
+ * trying: postgres, which pgrepl has handed over to, logs the refusal at every attempt, so the
+ * attempts come once a minute instead of every 5 s; it streams within a minute once let in. The
+ * next start, with the upstream letting it in, goes back to the default.
+ */
+export const REFUSED_RETRY_SECONDS = 60;
+const START_REFUSED_STANDBY: Step[] = START_STANDBY.map((s) => (s.do === 'write-settings' ? { ...s, walRetrySeconds: REFUSED_RETRY_SECONDS } : s));
+
 function decideStandby(obs: Observation, intent: Intent): Plan {
   const found = obs.pgdata;
   const P = `PGDATA=${intent.pgdata}`;
@@ -459,8 +471,8 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     if (found.kind === 'cluster' && standby?.is === 'standby') {
       return {
         row: 'standby cluster × STANDBY',
-        why: `${P} holds ${standby.why}; ${U} ${refused ? `refuses it: ${reason}` : reason}: starting on the data it has, serving reads; it streams once the upstream ${refused ? 'lets it in' : 'is back'}`,
-        steps: [...prepare(obs), ...finishSwap(found), ...START_STANDBY],
+        why: `${P} holds ${standby.why}; ${U} ${refused ? `refuses it: ${reason}` : reason}: starting on the data it has, serving reads; it streams once the upstream ${refused ? `lets it in (postgres tries again, and logs why it cannot, every ${REFUSED_RETRY_SECONDS} s)` : 'is back'}`,
+        steps: [...prepare(obs), ...finishSwap(found), ...(refused ? START_REFUSED_STANDBY : START_STANDBY)],
       };
     }
     if (refused) return refuse('upstream refuses this node', `${reason}; nothing was changed`);

@@ -53,6 +53,8 @@ export interface NodeSettings {
   sync?: SyncReplication | undefined;
   /** The server's certificate and key (relative to the data directory) when TLS is on. */
   tls?: { cert: string; key: string } | undefined;
+  /** A standby's wait between attempts to reach its upstream, when not postgres's default (5 s). */
+  walRetrySeconds?: number | undefined;
 }
 
 /** A word for `sh -c`: single-quoted, so spaces, quotes, $ and * in it are taken literally. */
@@ -162,6 +164,12 @@ export function renderSettings(s: NodeSettings): string {
       lines.push(`synchronous_standby_names = ${confValue(syncStandbyNames(s.major, s.sync.standbys, s.sync.method))}`);
     }
     lines.push(`synchronous_commit = ${s.sync.commit}`);
+  }
+  if (s.standby && s.walRetrySeconds !== undefined) {
+    lines.push(
+      '# The upstream refused this node at start: try again (and log why) this often, not every 5 s.',
+      `wal_retrieve_retry_interval = '${s.walRetrySeconds}s'`,
+    );
   }
   if (s.standby && s.major >= 12) {
     lines.push('# This node is a standby (standby.signal); it follows:', ...standbyLines(s.standby, s.archive));

@@ -39,6 +39,8 @@ export interface SettingsInput {
    * and scram-sha-256 if there is none.
    */
   replicationAuthMethod: PasswordEncryption | undefined;
+  /** A standby's wait between attempts to reach its upstream (postgres's default if absent). */
+  walRetrySeconds?: number | undefined;
 }
 
 /**
@@ -73,6 +75,7 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
       major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby, archive,
       sync: { standbys: cfg.syncStandbys, method: cfg.syncMethod, commit: cfg.syncCommit },
       tls: cfg.tls && serverTlsFiles(cfg.tls),
+      walRetrySeconds: standby && s.walRetrySeconds,
     }),
     0o600,
   );
@@ -88,12 +91,13 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   }
 }
 
-export async function writeSettings(ctx: StepContext, as: Role, staging?: string): Promise<void> {
+export async function writeSettings(ctx: StepContext, as: Role, staging?: string, walRetrySeconds?: number): Promise<void> {
   await writeNodeSettings({
     cfg: ctx.cfg,
     dir: staging === undefined ? undefined : join(ctx.cfg.pgdata, staging),
     major: ctx.obs.binariesMajor,
     upstream: as === 'STANDBY' ? ctx.upstream : undefined,
     replicationAuthMethod: (ctx.replicationAuth === 'off' ? undefined : ctx.replicationAuth?.method) ?? ctx.obs.replicationAuthMethod,
+    walRetrySeconds,
   });
 }

@@ -8,7 +8,8 @@
  *      its upstream down at the next start: it comes up read-only, not writable on the old timeline
  *   4. a clone is a standby from its first byte in PGDATA (killed the moment it appears)
  *   6. crash recovery before a rewind keeps the WAL archive whole
- *   9. a standby with data starts even when its upstream refuses it; one without data refuses
+ *   9. a standby with data starts even when its upstream refuses it (postgres retries, and logs
+ *      why, once a minute; it streams once let in); one without data refuses
  *  10. a standby restarted with another upstream drops its slot on the one it left
  *
  * Ports 5851-5869 are this file's alone.
@@ -16,6 +17,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replicationPassword } from '../../src/config/token.js';
 import { isInRecovery, standbyOf, waitFor, waitForRows } from '../support/cluster.js';
 import { PG_PATH, testEnv } from '../support/env.js';
 import { stopAllNodes } from '../support/process-group.js';
@@ -246,7 +248,18 @@ describe('9. an upstream that refuses this node', () => {
     expect(s.stderr).toMatch(/rejected the replication password .*: starting on the data it has, serving reads/);
     expect(await query(S, 'SELECT x FROM r')).toEqual([{ x: 7 }]);
     expect(await isInRecovery(S)).toBe(true);
+    // postgres retries (and logs the refusal) once a minute, not every 5 s ...
+    expect(await query(S, 'SHOW wal_retrieve_retry_interval')).toEqual([{ wal_retrieve_retry_interval: '1min' }]);
+    await sleep(16_000);
+    // At its start postgres tries twice in a row (streaming, then again once pg_wal has nothing);
+    // then once a minute. Every 5 s, 16 s would have logged 4 or more.
+    expect(s.stderr.split('\n').filter((l) => l.includes('could not connect to the primary server')).length).toBeLessThanOrEqual(2);
+    // ... and streams once the upstream lets it in (the token rotated there too), without a restart.
+    await query(P, `ALTER ROLE pgrepl PASSWORD '${replicationPassword('a-rotated-token')}'`);
+    await query(P, 'INSERT INTO r VALUES (8)');
+    await waitForRows(S, 'r', 2, 90_000);
     await stop(S);
+    await query(P, `ALTER ROLE pgrepl PASSWORD '${replicationPassword(TOKEN)}'`);
 
     const res = await runBundle(opts(E, { ...standbyOf(P), PGREPL_TOKEN: 'a-rotated-token' }));
     expect(res.code).toBe(1);

@@ -371,7 +371,13 @@ describe('STANDBY rows', () => {
     const withData = decide(sobs(cluster({ standby: true }), { upstream: pw }), standby);
     expect(withData.row).toBe('standby cluster × STANDBY');
     expect(steps(withData)).toEqual(['prepare-directories', ...START]);
-    expect(withData.why).toMatch(/refuses it: the upstream pg1:5432 rejected the replication password .*PGREPL_TOKEN .* the same on every node: starting on the data it has, serving reads; it streams once the upstream lets it in/);
+    expect(withData.why).toMatch(/refuses it: the upstream pg1:5432 rejected the replication password .*PGREPL_TOKEN .* the same on every node: starting on the data it has, serving reads; it streams once the upstream lets it in \(postgres tries again, and logs why it cannot, every 60 s\)/);
+    // postgres, not pgrepl, is left to log the refusal: once a minute, not at every 5 s attempt.
+    const settings = (p: ReturnType<typeof decide>) => ('steps' in p ? p.steps.find((s) => s.do === 'write-settings') : undefined);
+    expect(settings(withData)).toEqual({ do: 'write-settings', as: 'STANDBY', walRetrySeconds: 60 });
+    const unreachable = decide(sobs(cluster({ standby: true }), { upstream: down }), standby);
+    expect(unreachable.row).toBe('standby cluster × STANDBY');
+    expect(settings(unreachable)).toEqual({ do: 'write-settings', as: 'STANDBY' });
     const empty = decide(sobs({ kind: 'empty' }, { upstream: pw }), standby);
     expect(empty.row).toBe('upstream refuses this node');
     expect(refusal(empty)).toBe('the upstream pg1:5432 rejected the replication password (28P01: password authentication failed for user "pgrepl"): PGREPL_TOKEN (or PGREPL_TOKEN_FILE) must be the same on every node; nothing was changed');

@@ -19,6 +19,12 @@ describe('pgrepl.conf', () => {
     expect(s).not.toContain('wal_keep_size');
     expect(s).not.toContain('max_slot_wal_keep_size');
   });
+  it("sets a standby's wait between attempts to reach its upstream only when asked, and only on a standby", () => {
+    const standby = { host: 'pg1', port: 5432, passfile: '/d/.pgpass', applicationName: 'n2', slot: undefined };
+    expect(renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby, walRetrySeconds: 60 }).split('\n')).toContain("wal_retrieve_retry_interval = '60s'");
+    expect(renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, standby })).not.toContain('wal_retrieve_retry_interval');
+    expect(renderSettings({ major: 15, socketDir: '/s', slotMaxWal: undefined, walRetrySeconds: 60 })).not.toContain('wal_retrieve_retry_interval');
+  });
   it('quotes values', () => {
     expect(confValue("it's")).toBe("'it''s'");
   });
