@@ -41,10 +41,10 @@ export interface Result {
   stderr: string;
 }
 
-/** Runs podman to completion; never throws for a non-zero exit (see `podmanOk`). */
-export function podman(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
+/** Runs podman to completion, `input` on its stdin if given; never throws for a non-zero exit (see `podmanOk`). */
+export function podman(args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
   return new Promise((res, rej) => {
-    execFile(
+    const child = execFile(
       'podman',
       args,
       { env: podmanEnv(), maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 120_000, encoding: 'utf8' },
@@ -53,11 +53,12 @@ export function podman(args: string[], opts: { timeoutMs?: number } = {}): Promi
         res({ code: err ? (err.code as number) : 0, stdout, stderr });
       },
     );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
 
 /** podman, expecting exit 0; returns stdout. */
-export async function podmanOk(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+export async function podmanOk(args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
   const r = await podman(args, opts);
   if (r.code !== 0) throw new Error(`podman ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`);
   return r.stdout;
