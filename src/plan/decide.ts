@@ -535,6 +535,9 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
   // pg_rewind deletes whatever its source lacks, data kept aside included: with kept copies in
   // PGDATA, move aside and clone instead (the kept copies stay where they are).
   const rewindCanWork = obs.tools?.rewind === found.major && found.keptCopies.length === 0;
+  const whyNoRewind = found.keptCopies.length > 0
+    ? `it holds data kept aside earlier (${found.keptCopies.join(', ')}), which pg_rewind would delete`
+    : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster`;
   // The slot steps follow a rewind (the data stays); a clone makes its own slot.
   const rewindOrReclone = (): Step[] => {
     const reclone: Step[] = [{ do: 'move-aside' }, ...CLONE];
@@ -550,11 +553,16 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
       );
     }
     const behind = u.timeline > found.timeline;
+    const onTimelines = `${P} holds a standby on timeline ${found.timeline} and ${U} is on timeline ${u.timeline}`;
     return {
       row: 'standby cluster × STANDBY',
-      why: behind
-        ? `${P} holds a standby on timeline ${found.timeline} and ${U} is on timeline ${u.timeline}: rewind if it diverged, then follow; no copy`
-        : `${P} holds ${standby.why}, of the same system: keep the data, rewrite the upstream connection, start; no copy`,
+      why: !behind
+        ? `${P} holds ${standby.why}, of the same system: keep the data, rewrite the upstream connection, start; no copy`
+        : rewindCanWork
+          ? `${onTimelines}: rewind if it diverged, then follow; no copy`
+          : clientTooOld
+            ? `${onTimelines}; ${whyNoRewind}, and pg_basebackup ${obs.tools?.basebackup} cannot clone PostgreSQL ${u.major}: follow without a rewind (if it diverged, it will not stream)`
+            : `${onTimelines}; it may have diverged, and ${whyNoRewind}: move it aside (kept) and clone, then follow`,
       steps: [...prepare(obs), ...finishSwap(found), ...(behind ? rewindOrReclone() : slot), ...START_STANDBY],
     };
   }
@@ -565,11 +573,7 @@ function decideStandby(obs: Observation, intent: Intent): Plan {
     return {
       row: 'primary cluster × STANDBY',
       why: `${P} holds a former primary (timeline ${found.timeline}) and ${U} is a newer timeline (${u.timeline}) of the same system: ${
-        rewindCanWork
-          ? 'rewind it with pg_rewind (if that fails: move it aside, kept, and clone)'
-          : found.keptCopies.length > 0
-            ? `it holds data kept aside earlier (${found.keptCopies.join(', ')}), which pg_rewind would delete: move it aside (kept) and clone`
-            : `pg_rewind ${obs.tools?.rewind ?? '(missing)'} cannot rewind a PostgreSQL ${found.major} cluster: move it aside (kept) and clone`
+        rewindCanWork ? 'rewind it with pg_rewind (if that fails: move it aside, kept, and clone)' : `${whyNoRewind}: move it aside (kept) and clone`
       }, then follow`,
       steps: [...prepare(obs), ...finishSwap(found), ...rewindOrReclone(), ...START_STANDBY],
     };

@@ -19,12 +19,18 @@ export const CONTAINERS_CONF = process.env.CONTAINERS_CONF || join(WORK, 'contai
  * The majors the container tests build the image for, on stand-ins of Debian's packages: 15, the
  * layout of 12-17 (PGDATA and VOLUME /var/lib/postgresql/data), and 18, the layout from 18 on
  * (PGDATA /var/lib/postgresql/18/docker, VOLUME /var/lib/postgresql). PGREPL_TEST_PG_MAJORS adds
- * others the stand-ins script knows (13, 17): "13 15 17 18" runs the docker/ walkthrough on each.
+ * others the stand-ins script knows (13, 16, 17): "13 15 17 18" runs the docker/ walkthrough on each.
  */
 export const MAJORS: number[] = [
   ...new Set([15, 18, ...(process.env.PGREPL_TEST_PG_MAJORS ?? '').split(/[\s,]+/).filter(Boolean).map(Number)]),
 ].sort((a, b) => a - b);
 export const imageFor = (major: number) => `localhost/pgrepl-test:pg${major}`;
+/**
+ * The major of the client tools (pg_basebackup, pg_rewind, psql) in the image of `major`: its own,
+ * except in the stand-in of postgres:16, which no Debian release packages: 16's server with
+ * Debian's 18 client tools (scripts/container/stand-ins.sh). `PGREPL_TEST_PG_MAJORS=16` runs it.
+ */
+export const clientMajorOf = (major: number) => (major === 16 ? 18 : major);
 /** The image most tests run: PostgreSQL 15. */
 export const IMAGE = process.env.PGREPL_TEST_IMAGE || imageFor(15);
 export const BASE_IMAGE = 'docker.io/library/postgres:15';

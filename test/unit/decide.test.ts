@@ -272,6 +272,22 @@ describe('STANDBY rows', () => {
     });
   });
 
+  it("a standby's cluster behind a newer timeline, with no pg_rewind of its major (PostgreSQL 16 with 18's tools): moves aside and clones, and says why", () => {
+    const on16 = { binariesMajor: 16, upstream: up({ timeline: 2, major: 16 }) };
+    const p = decide(sobs(cluster({ standby: true, major: 16 }), { ...on16, tools: { basebackup: 18, rewind: 18 } }), standby);
+    expect(p.row).toBe('standby cluster × STANDBY');
+    expect(steps(p)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', ...START]);
+    expect(p.why).toBe('PGDATA=/data holds a standby on timeline 1 and the upstream pg1:5432 (PGREPL_MASTER_IP) is on timeline 2; it may have diverged, and pg_rewind 18 cannot rewind a PostgreSQL 16 cluster: move it aside (kept) and clone, then follow');
+    // Kept copies in PGDATA, which pg_rewind would delete: the same, saying so.
+    const kept = decide(sobs(cluster({ standby: true, keptCopies: ['pgrepl-aside-1'] }), { upstream: up({ timeline: 2 }) }), standby);
+    expect(steps(kept)).toEqual(['prepare-directories', 'move-aside', 'clone', 'write-settings', 'commit-staging', ...START]);
+    expect(kept.why).toMatch(/is on timeline 2; it may have diverged, and it holds data kept aside earlier \(pgrepl-aside-1\), which pg_rewind would delete: move it aside \(kept\) and clone, then follow$/);
+    // Neither a pg_rewind nor a pg_basebackup that fits: it follows without a rewind, and says that.
+    const neither = decide(sobs(cluster({ standby: true, major: 16 }), { ...on16, tools: { basebackup: 15, rewind: 15 } }), standby);
+    expect(steps(neither)).toEqual(['prepare-directories', ...START]);
+    expect(neither.why).toMatch(/is on timeline 2; pg_rewind 15 cannot rewind a PostgreSQL 16 cluster, and pg_basebackup 15 cannot clone PostgreSQL 16: follow without a rewind \(if it diverged, it will not stream\)$/);
+  });
+
   it("a standby's cluster ahead of its upstream: refuses", () => {
     const p = decide(sobs(cluster({ standby: true, timeline: 3 }), { upstream: up({ timeline: 2 }) }), standby);
     expect(refusal(p)).toMatch(/is on timeline 3, newer than the upstream pg1:5432 \(PGREPL_MASTER_IP\) on timeline 2/);
