@@ -7,13 +7,16 @@
  * And a client without a proxy follows the primary: psql with a libpq multi-host connection
  * string (every node, target_session_attrs) lands on the old leader before and on the new one
  * after (issue 12 part 4: what docs/ha.md tells clients to use).
+ * With TLS on (PGREPL_TLS=self-signed on every node): every node streams over TLS, from the first
+ * leader and, after the failover and the old leader's rejoin (pg_rewind's connection included),
+ * from the new one.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../support/cluster.js';
 import { PG_PATH } from '../support/env.js';
-import { SUPERUSER_PASSWORD } from '../support/node.js';
+import { query, SUPERUSER_PASSWORD } from '../support/node.js';
 import { entriesOf, haClusterForFile } from '../support/ha-cluster.js';
 import { createWritesTable, now, WRITES_TABLE, WriteRecorder } from '../support/write-recorder.js';
 
@@ -27,13 +30,21 @@ async function landsOn(ports: number[], attrs: string): Promise<number> {
   });
   return Number(stdout.trim());
 }
-const ha = haClusterForFile({ slot: 1, env: { PGREPL_SYNC_STANDBYS: '1' }, more: () => recorder?.summary() ?? '' });
+/** The standbys streaming from the server on `port`: how many in all, and how many without TLS. */
+async function walSenders(port: number): Promise<{ all: number; plain: number }> {
+  const r = await query<{ all: number; plain: number }>(port,
+    'SELECT count(*)::int AS all, (count(*) FILTER (WHERE s.ssl IS NOT TRUE))::int AS plain FROM pg_stat_replication r LEFT JOIN pg_stat_ssl s USING (pid)');
+  return r[0]!;
+}
+const ha = haClusterForFile({ slot: 1, env: { PGREPL_SYNC_STANDBYS: '1', PGREPL_TLS: 'self-signed' }, more: () => recorder?.summary() ?? '' });
 
 describe('SIGKILL of the leader under write load (synchronous mode)', () => {
   it('a new leader, no acknowledged row lost, never two writable; the old node rejoins by itself when restarted', async () => {
     const c = ha.cluster;
     const old = ha.leader;
     const timelineBefore = await old.timeline();
+    await waitFor('both standbys streaming from the leader', async () => ((await walSenders(old.pgPort)).all === 2 ? true : undefined));
+    expect(await walSenders(old.pgPort)).toEqual({ all: 2, plain: 0 });
     await createWritesTable(old.pgPort);
     const ports = c.nodes.map((n) => n.pgPort);
     expect(await landsOn(ports, 'read-write')).toBe(old.pgPort);
@@ -57,6 +68,8 @@ describe('SIGKILL of the leader under write load (synchronous mode)', () => {
       const rejoinedAt = now();
       await recorder.waitForAcks(next.name, 50, rejoinedAt);
       for (const n of c.nodes) if (n !== next) await c.waitForReplica(n);
+      await waitFor('both standbys streaming from the new leader', async () => ((await walSenders(next.pgPort)).all === 2 ? true : undefined));
+      expect(await walSenders(next.pgPort)).toEqual({ all: 2, plain: 0 });
 
       await recorder.stop();
       expect(recorder.overlaps()).toEqual([]);
