@@ -31,6 +31,7 @@ export type ReplicationAuthMethod = PasswordEncryption;
 
 export interface NodeState extends NodeIdentity {
   version: 1;
+  /** When the state last changed (an update that changes nothing leaves the file as it is). */
   writtenAt: string;
   /** The role this node last handed over to postgres as. */
   lastRole?: Role;
@@ -141,6 +142,8 @@ export async function updateNodeState(pgdata: string, me: NodeIdentity, update: 
     systemIdentifier: me.systemIdentifier,
     writtenAt: new Date().toISOString(),
   };
+  // A restart mostly records what is there already: then no write (two fsyncs) at all.
+  if (state && JSON.stringify({ ...next, writtenAt: state.writtenAt }) === JSON.stringify(state)) return state;
   await writeFileAtomic(join(pgdata, STATE_FILE), JSON.stringify(next, null, 2) + '\n', 0o600);
   return next;
 }
