@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Role } from '../config/env.js';
 import { STATE_FILE } from '../layout.js';
+import type { RecordedBinaries } from '../observe/binaries.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 
@@ -65,6 +66,11 @@ export interface NodeState extends NodeIdentity {
   standbyTimeline?: number;
   /** The upstream this node last handed over following, as a standby: its slot is there. */
   upstream?: FenceRecord;
+  /**
+   * The postgres binary of the last start (its path, inode, size, times) and its major version:
+   * a restart on the very same file need not run `postgres --version` (observe/binaries.ts).
+   */
+  binaries?: RecordedBinaries;
 }
 
 export interface FenceRecord {
@@ -80,7 +86,7 @@ export interface FollowOverride {
 }
 
 /** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'replicationOff' | 'standbyTimeline' | 'upstream'>> & {
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'replicationOff' | 'standbyTimeline' | 'upstream' | 'binaries'>> & {
   follow?: FollowOverride | null;
   fenced?: FenceRecord | null;
 };
