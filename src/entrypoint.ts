@@ -8,16 +8,17 @@ import { checkNodeStart, loadConfig, type Config } from './config/env.js';
 import { handOver } from './handover/exec.js';
 import { reexecUnderInit } from './handover/init.js';
 import { postgresEnv, withholdSecretsFromChildren } from './handover/postgres-env.js';
-import { createLogger, log, setLogger } from './log.js';
+import { log, useLogSettings, type LogFormat } from './log.js';
 import { stopRunningPrograms } from './postgres/run.js';
 import { cleanUp, start, stoppedError } from './startup.js';
 import { withStableNodeName } from './state/node-name.js';
 import type { StepContext } from './steps/context.js';
 
-function loggerFromRawEnv() {
+/** The log settings before the configuration is read (and found valid): for its own errors. */
+function logSettingsFromRawEnv(): { format: LogFormat; debug: boolean } {
   const format = process.env.PGREPL_LOG_FORMAT?.trim().toLowerCase() === 'pretty' ? 'pretty' : 'json';
   const debug = ['1', 'true', 'yes', 'on'].includes(process.env.PGREPL_DEBUG?.trim().toLowerCase() ?? '');
-  return createLogger({ format, debug });
+  return { format, debug };
 }
 
 /** As the official image: postgres --help/--version etc. need no data directory; just run them. */
@@ -28,9 +29,9 @@ export async function startNode(args: string[]): Promise<never> {
   if (args.some((a) => HELP_FLAGS.has(a))) return handOver('postgres', args, process.env);
   // HA mode (SPEC §7): the agent stays beside postgres, so as a container's PID 1 it runs under tini.
   if (process.env.PGREPL_ETCD_ENDPOINTS?.trim()) reexecUnderInit();
-  setLogger(loggerFromRawEnv());
+  useLogSettings(logSettingsFromRawEnv());
   const cfg = withStableNodeName(loadConfig());
-  setLogger(createLogger({ format: cfg.logFormat, debug: cfg.debug }));
+  useLogSettings({ format: cfg.logFormat, debug: cfg.debug });
   return runEntrypoint(cfg, args);
 }
 

@@ -52,9 +52,20 @@ export function createLogger(opts: { format?: LogFormat; debug?: boolean; fd?: n
   );
 }
 
-/** The logger every module uses; main() replaces it once the configuration is known. */
+/** The logger every module uses; main() sets its format and level once they are known. */
 export let log: Logger = createLogger();
+/** The format `log` writes in (its level is its own). */
+let logFormat: LogFormat = 'json';
 
-export function setLogger(logger: Logger): void {
-  log = logger;
+/**
+ * `log` with this format and level: the same logger with its level changed when only the level
+ * differs (each new pino logger costs a start about a millisecond), a new one otherwise.
+ */
+export function useLogSettings(opts: { format: LogFormat; debug: boolean }): void {
+  if (opts.format === logFormat) {
+    log.level = opts.debug ? 'debug' : 'info';
+    return;
+  }
+  log = createLogger(opts);
+  logFormat = opts.format;
 }

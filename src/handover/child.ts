@@ -5,11 +5,10 @@
  * parent-death signal.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
+import { resolveCommand } from '../util/command-path.js';
 import { type PasswdEntry } from './privileges.js';
 
 type Execve = (file: string, args?: readonly string[], env?: NodeJS.ProcessEnv) => never;
@@ -18,22 +17,6 @@ type Execve = (file: string, args?: readonly string[], env?: NodeJS.ProcessEnv) 
 export function processExecve(): Execve | undefined {
   const execve = (process as unknown as { execve?: Execve }).execve;
   return execve?.bind(process);
-}
-
-/** PATH lookup, as execvp would do (execve itself does none). */
-export function resolveCommand(cmd: string, path = process.env.PATH ?? ''): string {
-  if (cmd.includes('/')) return isAbsolute(cmd) ? cmd : join(process.cwd(), cmd);
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, cmd);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  throw new UserError(`${cmd}: command not found on PATH`, 127);
 }
 
 /** The stop signals Docker and operators send, and the reload/log-rotation ones postgres uses. */

@@ -8,7 +8,8 @@
  * exits: with its code, or 128+n when it died of signal n, as a shell would.
  */
 import { log } from '../log.js';
-import { childExit, forwardSignals, processExecve, resolveCommand, spawnChild } from './child.js';
+import { resolveCommand } from '../util/command-path.js';
+import { childExit, forwardSignals, processExecve, spawnChild } from './child.js';
 
 /**
  * Replaces this process with `cmd args` (or supervises it). Never returns normally: the process

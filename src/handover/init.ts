@@ -8,7 +8,8 @@
  * with it) ends when the agent does.
  */
 import { log } from '../log.js';
-import { processExecve, resolveCommand } from './child.js';
+import { resolveCommand } from '../util/command-path.js';
+import { processExecve } from './child.js';
 
 export function reexecUnderInit(env: NodeJS.ProcessEnv = process.env): void {
   if (process.pid !== 1) return;

@@ -17,7 +17,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { log } from '../log.js';
-import { childExit, forwardSignals, resolveCommand, spawnChild, type ChildExit } from './child.js';
+import { resolveCommand } from '../util/command-path.js';
+import { childExit, forwardSignals, spawnChild, type ChildExit } from './child.js';
 import { lookupUser, runningAsRoot } from './privileges.js';
 
 export type { ChildExit } from './child.js';

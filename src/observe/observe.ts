@@ -82,7 +82,12 @@ function unusable(pgdata: PgdataState, major: number): boolean {
 }
 
 export async function observe(cfg: Config): Promise<Observation> {
-  const [pgdata, major] = await Promise.all([observePgdata(cfg.pgdata), binariesMajor()]);
+  const pgdata = await observePgdata(cfg.pgdata);
+  // This node's state, if PGDATA holds its cluster; it may name the binaries' major (a restart).
+  const read = pgdata.kind === 'cluster' && !pgdata.swapPending && pgdata.systemIdentifier
+    ? await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: pgdata.systemIdentifier })
+    : undefined;
+  const major = await binariesMajor(read?.state?.binaries);
   const obs: Observation = {
     pgdata,
     binariesMajor: major,
@@ -97,8 +102,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.strayClusters = await findStrayClusters(cfg.pgdata);
     if (obs.strayClusters.length > 0) return obs; // the plan refuses: nothing more to look at
   }
-  if (pgdata.kind === 'cluster' && !pgdata.swapPending && pgdata.systemIdentifier) {
-    const read = await readNodeState(cfg.pgdata, { node: cfg.nodeName, systemIdentifier: pgdata.systemIdentifier });
+  if (read) {
     const auth = read.state?.replicationAuth;
     obs.stateIgnored = read.ignored;
     obs.lastRole = read.state?.lastRole;

@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Role } from '../config/env.js';
 import { STATE_FILE } from '../layout.js';
+import type { RecordedBinaries } from '../observe/binaries.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 
@@ -31,6 +32,7 @@ export type ReplicationAuthMethod = PasswordEncryption;
 
 export interface NodeState extends NodeIdentity {
   version: 1;
+  /** When the state last changed (an update that changes nothing leaves the file as it is). */
   writtenAt: string;
   /** The role this node last handed over to postgres as. */
   lastRole?: Role;
@@ -64,6 +66,11 @@ export interface NodeState extends NodeIdentity {
   standbyTimeline?: number;
   /** The upstream this node last handed over following, as a standby: its slot is there. */
   upstream?: FenceRecord;
+  /**
+   * The postgres binary of the last start (its path, inode, size, times) and its major version:
+   * a restart on the very same file need not run `postgres --version` (observe/binaries.ts).
+   */
+  binaries?: RecordedBinaries;
 }
 
 export interface FenceRecord {
@@ -79,7 +86,7 @@ export interface FollowOverride {
 }
 
 /** Fields to set; `follow: null` removes the override, `fenced: null` the fence. */
-export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'replicationOff' | 'standbyTimeline' | 'upstream'>> & {
+export type StateUpdate = Partial<Pick<NodeState, 'lastRole' | 'replicationAuth' | 'replicationOff' | 'standbyTimeline' | 'upstream' | 'binaries'>> & {
   follow?: FollowOverride | null;
   fenced?: FenceRecord | null;
 };
@@ -141,6 +148,8 @@ export async function updateNodeState(pgdata: string, me: NodeIdentity, update: 
     systemIdentifier: me.systemIdentifier,
     writtenAt: new Date().toISOString(),
   };
+  // A restart mostly records what is there already: then no write (two fsyncs) at all.
+  if (state && JSON.stringify({ ...next, writtenAt: state.writtenAt }) === JSON.stringify(state)) return state;
   await writeFileAtomic(join(pgdata, STATE_FILE), JSON.stringify(next, null, 2) + '\n', 0o600);
   return next;
 }

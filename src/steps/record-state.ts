@@ -6,6 +6,7 @@
  */
 import type { Role } from '../config/env.js';
 import { UserError } from '../errors.js';
+import { knownBinaries } from '../observe/binaries.js';
 import { readControlData } from '../observe/control-file.js';
 import { newestTimeline } from '../observe/pgdata.js';
 import { rememberNodeName } from '../state/node-name.js';
@@ -22,6 +23,7 @@ export async function recordState(ctx: StepContext, as: Role): Promise<void> {
     { node: cfg.nodeName, systemIdentifier: control.systemIdentifier },
     {
       lastRole: cfg.role,
+      binaries: knownBinaries(),
       ...(as === 'STANDBY' ? { standbyTimeline: await newestTimeline(cfg.pgdata, control.timeline) } : {}),
       ...(as === 'STANDBY' && ctx.upstream ? { upstream: { host: ctx.upstream.host, port: ctx.upstream.port } } : {}),
       ...(ctx.replicationAuth === 'off'

@@ -16,7 +16,7 @@ import {
 } from '../postgres/settings.js';
 import { clientTls, libpqTls, serverTlsFiles } from '../postgres/tls.js';
 import type { PasswordEncryption } from '../postgres/verifier.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicIfChanged } from '../util/atomic-file.js';
 import type { StepContext } from './context.js';
 import { writeTlsFiles } from './tls.js';
 
@@ -69,7 +69,7 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
   // In PGDATA itself, also while the settings go into a copy: the copy's server reads them there once moved in.
   await writeTlsFiles(cfg);
   const archive: WalArchive | undefined = cfg.archiveDir === undefined ? undefined : { dir: cfg.archiveDir, self: selfCommand() };
-  await writeFileAtomic(
+  await writeFileAtomicIfChanged(
     join(dir, SETTINGS_FILE),
     renderSettings({
       major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby, archive,
@@ -85,9 +85,9 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
     ? withReplicationRules(t, cfg.replicationCidrs, s.replicationAuthMethod ?? replicationMethodIn(t) ?? 'scram-sha-256', cfg.tls !== undefined)
     : withoutReplicationRules(t));
   if (standby) {
-    await writeFileAtomic(join(dir, PASSFILE), renderPassfile(cfg.replicationPassword.reveal()), 0o600);
-    if (major >= 12) await writeFileAtomic(join(dir, STANDBY_SIGNAL), '', 0o600);
-    else await writeFileAtomic(join(dir, RECOVERY_CONF), renderRecoveryConf(standby, archive), 0o600);
+    await writeFileAtomicIfChanged(join(dir, PASSFILE), renderPassfile(cfg.replicationPassword.reveal()), 0o600);
+    if (major >= 12) await writeFileAtomicIfChanged(join(dir, STANDBY_SIGNAL), '', 0o600);
+    else await writeFileAtomicIfChanged(join(dir, RECOVERY_CONF), renderRecoveryConf(standby, archive), 0o600);
   }
 }
 

@@ -4,7 +4,7 @@
  * one: write a temp file in the same directory, fsync it, rename it over the target, fsync the
  * directory (the rename itself lives in the directory's metadata).
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -32,4 +32,18 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o60
   await fh.close();
   await rename(tmp, path);
   await fsyncDir(dir);
+}
+
+/**
+ * writeFileAtomic, unless the file already holds exactly this with this mode: a restart mostly
+ * writes what is there, and then two fsyncs and a new inode buy nothing.
+ */
+export async function writeFileAtomicIfChanged(path: string, content: string, mode = 0o600): Promise<void> {
+  try {
+    const [current, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    if (current === content && (st.mode & 0o777) === mode) return;
+  } catch {
+    // missing or unreadable: written below
+  }
+  await writeFileAtomic(path, content, mode);
 }

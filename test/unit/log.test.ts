@@ -2,7 +2,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import * as logging from '../../src/log.js';
+import { createLogger, useLogSettings } from '../../src/log.js';
 
 function logTo(format: 'json' | 'pretty', debug: boolean, write: (l: ReturnType<typeof createLogger>) => void): string {
   const file = join(mkdtempSync(join(tmpdir(), 'log-')), 'out');
@@ -35,5 +36,18 @@ describe('logging', () => {
   it('hides fields named like secrets, should one ever be logged', () => {
     const out = logTo('json', false, (l) => l.info({ password: 'p4ss', token: 't0k' }, 'x'));
     expect(out).not.toMatch(/p4ss|t0k/);
+  });
+
+  it('the configured settings: the same logger at another level, a new one in another format', () => {
+    const first = logging.log;
+    useLogSettings({ format: 'json', debug: true });
+    expect(logging.log).toBe(first);
+    expect(logging.log.isLevelEnabled('debug')).toBe(true);
+    useLogSettings({ format: 'json', debug: false });
+    expect(logging.log.isLevelEnabled('debug')).toBe(false);
+    useLogSettings({ format: 'pretty', debug: true });
+    expect(logging.log).not.toBe(first);
+    expect(logging.log.isLevelEnabled('debug')).toBe(true);
+    useLogSettings({ format: 'json', debug: false });
   });
 });

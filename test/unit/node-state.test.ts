@@ -30,6 +30,19 @@ describe('node state', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('an update that changes nothing leaves the file as it is; one that changes something replaces it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'state-'));
+    const file = join(dir, STATE_FILE);
+    await updateNodeState(dir, me, { lastRole: 'PRIMARY', fenced: null });
+    const before = { text: readFileSync(file, 'utf8'), ino: statSync(file).ino };
+    await updateNodeState(dir, me, { lastRole: 'PRIMARY', fenced: null });
+    expect({ text: readFileSync(file, 'utf8'), ino: statSync(file).ino }).toEqual(before);
+    await updateNodeState(dir, me, { lastRole: 'STANDBY' });
+    expect(statSync(file).ino).not.toBe(before.ino);
+    expect((await readNodeState(dir, me)).state?.lastRole).toBe('STANDBY');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('means nothing on another node (a clone copied it there)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'state-'));
     await updateNodeState(dir, me, { lastRole: 'PRIMARY' });
