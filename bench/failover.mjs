@@ -85,6 +85,8 @@ const WRITE_INTERVAL_MS = 5; // the writer's pause between acknowledged INSERTs:
 const HEALTHY_TIMEOUT = 180_000;
 const FIRST_WRITE_TIMEOUT = 180_000;
 const started = Date.now();
+/** The source the bundle was built from (the tree may move on during a long run). */
+const SOURCE_AT_START = gitDescribe() ?? 'unknown';
 const outOfTime = () => Date.now() - started > opts.maxMinutes * 60_000;
 
 refuse(() => {
@@ -270,7 +272,7 @@ function report({ rows, skippedSystems, etcdVersion, pgVersion, machine, load0, 
 
   return `# Failover: pgrepl and Patroni, side by side
 
-Written by \`bench/failover.mjs\` (\`npm run bench:failover -- --runs ${opts.runs}${opts.configs.join(',') !== 'defaults,min-ttl,tuned' ? ` --configs ${opts.configs.join(',')}` : ''}${opts.scenarios.join(',') !== 'failover,switchover,stop' ? ` --scenarios ${opts.scenarios.join(',')}` : ''}\`) on ${new Date().toISOString()}, ${minutes} min; ${machine.cpus} CPUs, load ${load0} at the start, ${load1} at the end; ${pgVersion}; etcd ${etcdVersion} (3 members on 127.0.0.1); Node ${process.version}; source ${gitDescribe() ?? 'unknown'}.
+Written by \`bench/failover.mjs\` (\`npm run bench:failover -- --runs ${opts.runs}${opts.configs.join(',') !== 'defaults,min-ttl,tuned' ? ` --configs ${opts.configs.join(',')}` : ''}${opts.scenarios.join(',') !== 'failover,switchover,stop' ? ` --scenarios ${opts.scenarios.join(',')}` : ''}\`) on ${new Date().toISOString()}, ${minutes} min; ${machine.cpus} CPUs, load ${load0} at the start, ${load1} at the end; ${pgVersion}; etcd ${etcdVersion} (3 members on 127.0.0.1); Node ${process.version}; source ${SOURCE_AT_START} (when the run started; the bundle was built from it).
 
 Times in seconds from the event (SIGKILL of the leader's processes, the switchover request, the
 clean stop) to the first write acknowledged by another node, found through \`GET /primary\`. Lost:
