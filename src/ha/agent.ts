@@ -114,7 +114,7 @@ class Agent {
     this.etcd = etcdClientFor(ha);
     this.etcdCtx = { etcd: this.etcd, keys: haKeys(ha.keyPrefix), name: cfg.nodeName, instance, ttl: ha.timing.ttl, memory: this.memory, now: this.now };
     this.child = new PostgresChild({
-      env: postgresEnv(cfg),
+      env: () => postgresEnv(cfg),
       onExit: (exit) => {
         if (!this.stopSignal && !this.child.stoppedBy) log.warn({ ...exit }, 'postgres exited without the agent asking');
         this.poke();

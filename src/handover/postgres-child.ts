@@ -30,8 +30,13 @@ const STOP_SIGNALS: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast:
 const STOP_REQUESTS: ReadonlySet<NodeJS.Signals> = new Set(Object.values(STOP_SIGNALS));
 
 export interface PostgresChildOptions {
-  /** postgres's environment (PGDATA, PGPORT, PATH; no secrets: see postgresEnv). */
-  env: NodeJS.ProcessEnv;
+  /**
+   * postgres's environment (PGDATA, PGPORT, PATH; no secrets: see postgresEnv), asked at every
+   * start: the agent is made as root and then drops its privileges, and postgres must get the
+   * HOME of the user it runs as (libpq in its walreceiver looks for ~/.postgresql/ with TLS, and
+   * a HOME it may not read, such as /root, fails the connection).
+   */
+  env: () => NodeJS.ProcessEnv;
   /**
    * Called once when postgres is gone and the agent has no say any more: it exited without being
    * asked (crash, kill, bad setting), or it exited after a stop signal, or a stop signal came
@@ -58,7 +63,7 @@ export class PostgresChild {
   private readonly onExit: (exit: ChildExit) => void;
 
   constructor(private readonly opts: PostgresChildOptions) {
-    this.file = resolveCommand('postgres', opts.env.PATH);
+    this.file = resolveCommand('postgres', opts.env().PATH);
     this.onExit = opts.onExit ?? ((exit) => process.exit(exit.status));
     const report = opts.onStopSignal;
     this.unforward = forwardSignals(
@@ -91,7 +96,7 @@ export class PostgresChild {
       file: this.file,
       argv0: 'postgres',
       args,
-      env: this.opts.env,
+      env: this.opts.env(),
       dieWithParent: true,
       user: runningAsRoot() ? lookupUser() : undefined,
     });
