@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADDED_ENV,
   BASE_IMAGE, IMAGE, PGDATA, Scope, SUPERUSER_PASSWORD, TOKEN, WORK, logs, pgreplLines, pid1, podman, podmanOk, primaryEnv,
   psql, rows, state, top, waitExited, waitForLog, waitReady,
 } from './support.js';
@@ -58,7 +59,7 @@ function startLine(text: string): string {
 }
 
 describe('the image', () => {
-  it('keeps the base image metadata and adds the entrypoint, stop signal and health check', async () => {
+  it('keeps the base image metadata and adds the entrypoint, stop signal, health check and Node compile cache', async () => {
     const [img, base] = await Promise.all([inspectImage(IMAGE), inspectImage(BASE_IMAGE)]);
     expect(img.Config.Entrypoint).toEqual(['pgrepl']);
     expect(img.Config.Cmd).toEqual(['postgres']);
@@ -67,7 +68,7 @@ describe('the image', () => {
     expect(img.Config.Volumes).toHaveProperty([PGDATA]);
     expect(img.Config.ExposedPorts).toEqual(base.Config.ExposedPorts);
     expect(img.Config.User ?? '').toBe(base.Config.User ?? '');
-    expect(img.Config.Env).toEqual(base.Config.Env);
+    expect(img.Config.Env).toEqual([...(base.Config.Env ?? []), ...ADDED_ENV]);
     expect(img.Healthcheck?.Test).toEqual(['CMD-SHELL', 'pgrepl health || [ $? -eq 2 ]']);
     const added = img.Size - base.Size;
     process.stderr.write(`image size: ${img.Size} bytes, base ${base.Size} bytes, added ${(added / 1e6).toFixed(1)} MB\n`);

@@ -7,7 +7,7 @@
  * walkthrough on 18 is in docker-scripts.test.ts.)
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { IMAGE, imageFor, logs, pgreplLines, podman, podmanOk, primaryEnv, psql, Scope, top, waitExited, waitReady } from './support.js';
+import { ADDED_ENV, IMAGE, imageFor, logs, pgreplLines, podman, podmanOk, primaryEnv, psql, Scope, top, waitExited, waitReady } from './support.js';
 
 const IMAGE_18 = imageFor(18);
 const BASE_18 = 'docker.io/library/postgres:18';
@@ -35,7 +35,7 @@ describe('the image for PostgreSQL 18', () => {
   it("keeps its base image's layout: PGDATA /var/lib/postgresql/18/docker, VOLUME /var/lib/postgresql", async () => {
     const [img, base] = await Promise.all([config(IMAGE_18), config(BASE_18)]);
     expect(img.Entrypoint).toEqual(['pgrepl']);
-    expect(img.Env).toEqual(base.Env);
+    expect(img.Env).toEqual([...(base.Env ?? []), ...ADDED_ENV]);
     expect(img.Env).toContain('PGDATA=/var/lib/postgresql/18/docker');
     expect(img.Volumes).toEqual({ '/var/lib/postgresql': {} });
     expect(img.Volumes).toEqual(base.Volumes);

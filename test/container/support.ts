@@ -36,6 +36,9 @@ export const IMAGE = process.env.PGREPL_TEST_IMAGE || imageFor(15);
 export const BASE_IMAGE = 'docker.io/library/postgres:15';
 export const PGDATA = '/var/lib/postgresql/data';
 
+/** The one variable the image adds to its base image's environment: Node's compile cache, filled at build time (Dockerfile). */
+export const ADDED_ENV = ['NODE_COMPILE_CACHE=/var/cache/pgrepl/node-compile-cache'];
+
 export const SUPERUSER_PASSWORD = 'ct-Super-pw-8812';
 export const TOKEN = 'ct-token-5531';
 
