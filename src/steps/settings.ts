@@ -75,7 +75,7 @@ export async function writeNodeSettings(s: SettingsInput): Promise<void> {
       major, socketDir: cfg.socketDir, slotMaxWal: cfg.slotMaxWal, standby, archive,
       sync: { standbys: cfg.syncStandbys, method: cfg.syncMethod, commit: cfg.syncCommit },
       tls: cfg.tls && serverTlsFiles(cfg.tls),
-      walRetrySeconds: standby && s.walRetrySeconds,
+      walRetrySeconds: s.walRetrySeconds,
     }),
     0o600,
   );
