@@ -50,6 +50,7 @@ export async function planStart(cfg: Config): Promise<{ plan: Exclude<Plan, { re
     upstreamTimeoutSeconds: cfg.upstreamTimeoutSeconds,
     fence: cfg.fence,
     replicationOn: cfg.replicationOn,
+    namesWithLineBreaks: [cfg.postgresUser, cfg.postgresDb, ...cfg.gestaltDatabases].some((n) => /[\r\n]/.test(n)),
   });
   if ('refuse' in plan) throw new UserError(plan.refuse);
   log.info(
@@ -104,6 +105,8 @@ async function act(step: Step, ctx: StepContext, o: StartOptions): Promise<void>
     case 'allow-host-connections': return (await import('./steps/databases.js')).allowHostConnections(ctx);
     case 'set-replication-role': return (await import('./steps/replication-role.js')).setReplicationRole(ctx);
     case 'lock-replication-role': return (await import('./steps/replication-role.js')).lockReplicationRole(ctx);
+    case 'bootstrap-in-single-user-mode':
+      return (await import('./steps/single-user-bootstrap.js')).bootstrapInSingleUserMode(ctx, step.replicationRole);
     case 'run-init-scripts': return (await import('./steps/init-scripts.js')).runInitScripts(ctx);
     case 'promote-temp-server': return (await import('./steps/promote.js')).promoteTempServer(ctx);
     case 'stop-temp-server': return (await import('./steps/temp-server.js')).stopTempServer(ctx);

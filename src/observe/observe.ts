@@ -4,6 +4,7 @@
  * upstream and the versions of the client tools that will copy from it.
  */
 import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Config, Role } from '../config/env.js';
 import type { HostPort } from '../config/validators.js';
@@ -44,6 +45,11 @@ export interface Observation {
   tools?: { basebackup: number | undefined; rewind: number | undefined } | undefined;
   /** The peer this node was fenced into following (PGREPL_FENCE=rejoin), from its state. */
   fenced?: FenceRecord | undefined;
+  /**
+   * PGDATA holds no cluster yet: PGREPL_INITDB_DIR has something in it (init scripts, which need
+   * a server to connect to while the new cluster is bootstrapped).
+   */
+  initScripts?: boolean | undefined;
   /** For a PRIMARY with PGREPL_PEERS (or a fence): what each peer is, probed once, briefly. */
   peers?: PeerFound[] | undefined;
 }
@@ -102,6 +108,7 @@ export async function observe(cfg: Config): Promise<Observation> {
     obs.strayClusters = await findStrayClusters(cfg.pgdata);
     if (obs.strayClusters.length > 0) return obs; // the plan refuses: nothing more to look at
   }
+  if (pgdata.kind !== 'cluster') obs.initScripts = (await readdir(cfg.initdbDir).catch(() => [])).length > 0;
   if (read) {
     const auth = read.state?.replicationAuth;
     obs.stateIgnored = read.ignored;

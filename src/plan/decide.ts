@@ -5,8 +5,9 @@
  *
  *   PGDATA found          | PRIMARY                          | STANDBY
  *   ----------------------+----------------------------------+--------------------------------------
- *   missing or empty      | initdb + bootstrap in staging,   | wait for the upstream, clone it into
- *                         | move in, start                   | staging, move in, standby config, start
+ *   missing or empty      | initdb + bootstrap in staging    | wait for the upstream, clone it into
+ *                         | (single-user mode, or a server   | staging, move in, standby config, start
+ *                         | for init scripts), move in, start|
  *   an interrupted initdb | discard the staging copy, init   | discard the staging copy, clone
  *   an interrupted clone  | refuse                           | discard the staging copy, clone
  *   a primary's cluster   | settings, password if the token  | same system and the upstream is on a
@@ -60,6 +61,11 @@ export type Step =
   /** No PGREPL_TOKEN: the pgrepl role, if there is one, cannot log in (replication off). */
   | { do: 'lock-replication-role' }
   | { do: 'run-init-scripts' }
+  /**
+   * A new cluster's databases and pgrepl role in one single-user run on the staging copy, in
+   * place of start-temp-server ... stop-temp-server when no init script needs a server.
+   */
+  | { do: 'bootstrap-in-single-user-mode'; replicationRole: 'set' | 'lock' }
   | { do: 'promote-temp-server' }
   | { do: 'stop-temp-server' }
   | { do: 'clone' }
@@ -93,6 +99,11 @@ export interface Intent {
   fence: 'rejoin' | 'refuse';
   /** PGREPL_TOKEN is set: the pgrepl role logs in; without it replication is off. */
   replicationOn: boolean;
+  /**
+   * POSTGRES_USER, POSTGRES_DB or a gestalt database has a line break in its name: single-user
+   * mode, which reads one statement per line, cannot be given its CREATE DATABASE.
+   */
+  namesWithLineBreaks: boolean;
 }
 
 export type Plan =
@@ -360,19 +371,30 @@ function newPrimary(obs: Observation, intent: Intent, why: string, before: Step[
       'POSTGRES_PASSWORD is not set: a new cluster needs a superuser password. Set POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE), or POSTGRES_HOST_AUTH_METHOD=trust to allow every connection without a password (not recommended)',
     );
   }
+  // Init scripts connect to a server (psql): the temporary one, as in the official image.
+  // Without any, one single-user run does the same work, without a server's start and stop.
+  const singleUser = !obs.initScripts && !intent.namesWithLineBreaks;
+  const bootstrap: Step[] = singleUser
+    ? [
+        { do: 'bootstrap-in-single-user-mode', replicationRole: intent.replicationOn ? 'set' : 'lock' },
+        { do: 'allow-host-connections' },
+      ]
+    : [
+        { do: 'start-temp-server', on: 'staging' },
+        { do: 'create-databases' },
+        { do: 'allow-host-connections' },
+        replicationRole(intent),
+        { do: 'run-init-scripts' },
+        { do: 'stop-temp-server' },
+      ];
   return {
     row: 'missing/empty × PRIMARY',
-    why: `${why}: initdb and bootstrap in a staging directory, then move it in`,
+    why: `${why}: initdb and bootstrap in a staging directory (${singleUser ? 'single-user mode' : obs.initScripts ? 'a temporary server, for the init scripts' : 'a temporary server: a name has a line break'}), then move it in`,
     steps: [
       ...prepare(obs),
       ...before,
       { do: 'initdb' },
-      { do: 'start-temp-server', on: 'staging' },
-      { do: 'create-databases' },
-      { do: 'allow-host-connections' },
-      replicationRole(intent),
-      { do: 'run-init-scripts' },
-      { do: 'stop-temp-server' },
+      ...bootstrap,
       { do: 'sync-staging', staging: STAGING_INIT },
       { do: 'commit-staging', staging: STAGING_INIT },
       { do: 'write-settings', as: 'PRIMARY' },

@@ -13,6 +13,10 @@ export interface RunOptions {
   cwd?: string;
   /** Feed this file to the program's stdin. */
   inputFile?: string;
+  /** Feed this text to the program's stdin (runWithLines). */
+  input?: string;
+  /** Drop the program's stdout instead of passing it to our stderr (runWithLines). */
+  stdout?: 'ignore';
 }
 
 /** execa, loaded on first use (a plain restart runs no program before postgres). */
@@ -76,7 +80,8 @@ export class ProgramFailed extends Error {
 export async function runWithLines(cmd: string, args: string[], opts: RunOptions, onLine: (line: string) => void): Promise<string[]> {
   log.debug({ cmd, args }, `running ${cmd}`);
   const { execa } = await loadExeca();
-  const child = execa(cmd, args, { stdin: 'ignore', stdout: 2, stderr: 'pipe', buffer: false, reject: false, env: opts.env, cwd: opts.cwd });
+  const stdin = opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input };
+  const child = execa(cmd, args, { ...stdin, stdout: opts.stdout ?? 2, stderr: 'pipe', buffer: false, reject: false, env: opts.env, cwd: opts.cwd });
   const lines: string[] = [];
   let pending = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -10,6 +10,9 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 
 export type PasswordEncryption = 'scram-sha-256' | 'md5';
 
+/** password_encryption as the server shows it; before 10 it was a boolean meaning md5. */
+export const asPasswordEncryption = (shown: string): PasswordEncryption => (shown === 'scram-sha-256' ? 'scram-sha-256' : 'md5');
+
 export function md5Verifier(password: string, user: string): string {
   return 'md5' + createHash('md5').update(password + user).digest('hex');
 }

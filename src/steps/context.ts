@@ -13,7 +13,9 @@ export interface StepContext {
   /** Arguments for postgres at hand-over (`pgrepl postgres ARGS`). */
   postgresArgs: string[];
   /** Set while a temporary, socket-only server runs. */
-  tempServer?: { dataDir: string; passwordEncryption: PasswordEncryption };
+  tempServer?: { dataDir: string };
+  /** The cluster's password_encryption, learnt by the bootstrap (temporary server or single-user mode). */
+  passwordEncryption?: PasswordEncryption;
   /** The upstream a standby follows (after any `pgrepl follow` override, or the peer it is fenced into following). */
   upstream?: EffectiveUpstream | undefined;
   /** This start follows `upstream` because fencing kept a PRIMARY from coming up writable. */
@@ -30,4 +32,9 @@ export const stagingDir = (ctx: StepContext): string => join(ctx.cfg.pgdata, STA
 export function requireUpstream(ctx: StepContext): EffectiveUpstream {
   if (!ctx.upstream) throw new Error('internal: this step needs an upstream, and none is configured');
   return ctx.upstream;
+}
+
+export function requirePasswordEncryption(ctx: StepContext): PasswordEncryption {
+  if (!ctx.passwordEncryption) throw new Error("internal: this step needs the cluster's password_encryption, which no step before it learnt");
+  return ctx.passwordEncryption;
 }

@@ -9,9 +9,9 @@ import { REPLICATION_USER } from '../config/token.js';
 import { log } from '../log.js';
 import { CHECKPOINT_FUNCTION } from '../postgres/checkpoint.js';
 import { ident, literal, withLocalClient } from '../postgres/client.js';
-import { passwordVerifier } from '../postgres/verifier.js';
+import { passwordVerifier, type PasswordEncryption } from '../postgres/verifier.js';
 import { fingerprint } from '../state/node-state.js';
-import type { StepContext } from './context.js';
+import { requirePasswordEncryption, type StepContext } from './context.js';
 import { localTarget, requireTempServer } from './temp-server.js';
 
 const REWIND_FUNCTIONS = [
@@ -22,22 +22,45 @@ const REWIND_FUNCTIONS = [
 ];
 
 export async function setReplicationRole(ctx: StepContext): Promise<void> {
-  const { passwordEncryption } = requireTempServer(ctx);
-  const password = ctx.cfg.replicationPassword.reveal();
-  const verifier = passwordVerifier(passwordEncryption, password, REPLICATION_USER);
+  requireTempServer(ctx);
+  const role = replicationRoleFor(ctx);
   await withLocalClient(localTarget(ctx), async (c) => {
     const found = await replicationRoleExists(c);
-    const verb = found ? 'ALTER' : 'CREATE';
-    await c.query(`${verb} ROLE ${ident(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`);
-    // What pg_rewind needs when this node is the source of a rewind (as Patroni grants its rewind user).
-    for (const fn of REWIND_FUNCTIONS) await c.query(`GRANT EXECUTE ON FUNCTION ${fn} TO ${ident(REPLICATION_USER)}`);
-    // So that a node about to be rewound can make its new upstream write its timeline down: on
-    // every major through a function of the superuser's (CHECKPOINT is superuser-only before 15).
-    for (const sql of checkpointFunction()) await c.query(sql);
-    if (ctx.obs.binariesMajor >= 15) await c.query(`GRANT pg_checkpoint TO ${ident(REPLICATION_USER)}`);
-    log.info({ role: REPLICATION_USER, method: passwordEncryption }, found ? 'replication role password re-applied' : 'replication role created');
+    for (const sql of replicationRoleStatements(role.verifier, ctx.obs.binariesMajor, found)) await c.query(sql);
+    logReplicationRoleSet(role.method, found);
   });
-  ctx.replicationAuth = { fingerprint: fingerprint(password), method: passwordEncryption };
+  ctx.replicationAuth = role.auth;
+}
+
+/**
+ * The pgrepl role's verifier in the cluster's password_encryption, and what the state file
+ * records of it (a fingerprint of the password, never the password).
+ */
+export function replicationRoleFor(ctx: StepContext): { verifier: string; method: PasswordEncryption; auth: NonNullable<StepContext['replicationAuth']> } {
+  const method = requirePasswordEncryption(ctx);
+  const password = ctx.cfg.replicationPassword.reveal();
+  return { verifier: passwordVerifier(method, password, REPLICATION_USER), method, auth: { fingerprint: fingerprint(password), method } };
+}
+
+/**
+ * The statements that create (or, if it `exists`, alter) the role with this verifier and give it
+ * what it needs, in the database they run in (postgres): pg_rewind's functions, when this node is
+ * the source of a rewind (as Patroni grants its rewind user), and a checkpoint, so that a node
+ * about to be rewound can make its new upstream write its timeline down: on every major through a
+ * function of the superuser's (CHECKPOINT is superuser-only before 15).
+ */
+export function replicationRoleStatements(verifier: string, major: number, exists: boolean): string[] {
+  const role = ident(REPLICATION_USER);
+  return [
+    `${exists ? 'ALTER' : 'CREATE'} ROLE ${role} WITH REPLICATION LOGIN PASSWORD ${literal(verifier)}`,
+    ...REWIND_FUNCTIONS.map((fn) => `GRANT EXECUTE ON FUNCTION ${fn} TO ${role}`),
+    ...checkpointFunction(),
+    ...(major >= 15 ? [`GRANT pg_checkpoint TO ${role}`] : []),
+  ];
+}
+
+export function logReplicationRoleSet(method: PasswordEncryption, existed: boolean): void {
+  log.info({ role: REPLICATION_USER, method }, existed ? 'replication role password re-applied' : 'replication role created');
 }
 
 /**

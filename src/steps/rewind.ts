@@ -19,8 +19,8 @@ import { readControlData } from '../observe/control-file.js';
 import type { RewindOutcome } from '../plan/rewind.js';
 import { requestCheckpoint } from '../postgres/checkpoint.js';
 import { replicationTarget } from '../postgres/replication.js';
-import { withNssWrapper } from '../postgres/nss-wrapper.js';
 import { ProgramFailed, runWithLines } from '../postgres/run.js';
+import { runSingleUser } from '../postgres/single-user.js';
 import { conninfoValue } from '../postgres/settings.js';
 import { libpqTlsEnv } from '../postgres/tls.js';
 import { updateNodeState } from '../state/node-state.js';
@@ -49,7 +49,7 @@ async function finishCrashRecovery(ctx: StepContext, rewindTo: number | undefine
   log.info({ state: control?.state }, 'the cluster was not shut down cleanly: finishing crash recovery in single-user mode first (pg_rewind needs a clean shutdown)');
   for (const f of [STANDBY_SIGNAL, 'recovery.signal', RECOVERY_CONF]) await rm(join(pgdata, f), { force: true });
   const args = [...(await serverArgs(ctx.postgresArgs, pgdata)), '-c', 'archive_mode=on', '-c', 'archive_command=false'];
-  await withNssWrapper(pgdata, (env) => runWithLines('postgres', ['--single', '-F', '-D', pgdata, ...args, 'template1'], { env }, (l) => log.info(l)));
+  await runSingleUser(pgdata, ['-F', ...args], 'template1', []);
 }
 
 /**

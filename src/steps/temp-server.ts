@@ -18,11 +18,19 @@ import { log } from '../log.js';
 import { withLocalClient } from '../postgres/client.js';
 import { run } from '../postgres/run.js';
 import { shellWord } from '../postgres/settings.js';
-import type { PasswordEncryption } from '../postgres/verifier.js';
+import { asPasswordEncryption } from '../postgres/verifier.js';
 import type { StepContext } from './context.js';
 import { serverArgs } from './server-args.js';
 
 const TIMEOUT_MS = 300_000;
+
+/**
+ * How a server runs on a cluster still being built in staging (the temporary server, or
+ * single-user mode): no fsync (sync-staging flushes the build once, before it is moved in; a
+ * crash before that discards it), and no log line for each of the checkpoints that CREATE
+ * DATABASE ... STRATEGY FILE_COPY takes.
+ */
+export const STAGING_SETTINGS = ['fsync=off', 'full_page_writes=off', 'synchronous_commit=off', 'log_checkpoints=off'];
 const POLL_MS = 10;
 
 export function localTarget(ctx: StepContext, database?: string) {
@@ -86,7 +94,7 @@ export async function startTempServer(ctx: StepContext, dataDir: string, opts: {
   const settings = [
     'listen_addresses=', `port=${cfg.port}`, `unix_socket_directories=${cfg.socketDir}`, 'synchronous_standby_names=', ...(opts.extra ?? []),
   ];
-  if (opts.staging) settings.push('fsync=off', 'full_page_writes=off', 'synchronous_commit=off');
+  if (opts.staging) settings.push(...STAGING_SETTINGS);
   log.info({ dataDir }, 'starting a temporary server on the Unix socket only');
   // pg_ctl hands -o to postgres through sh -c: every word quoted.
   const args = [...(await serverArgs(ctx.postgresArgs, dataDir)), ...settings.flatMap((s) => ['-c', s])];
@@ -96,9 +104,8 @@ export async function startTempServer(ctx: StepContext, dataDir: string, opts: {
     const r = await c.query<{ password_encryption: string }>('SHOW password_encryption');
     return r.rows[0]?.password_encryption ?? 'md5';
   });
-  // Before 10 the setting was a boolean meaning md5.
-  const passwordEncryption: PasswordEncryption = encryption === 'scram-sha-256' ? 'scram-sha-256' : 'md5';
-  ctx.tempServer = { dataDir, passwordEncryption };
+  ctx.passwordEncryption = asPasswordEncryption(encryption);
+  ctx.tempServer = { dataDir };
 }
 
 export async function stopTempServer(ctx: StepContext): Promise<void> {

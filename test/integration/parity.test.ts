@@ -1,7 +1,8 @@
 /**
  * Parity with the official image (issue 13, points 1-4), on real servers:
  * - `pgrepl postgres ARGS` reach the temporary server (an init script that needs
- *   shared_preload_libraries works), and -c config_file=FILE still loads pgrepl's settings (a
+ *   shared_preload_libraries works) and single-user mode (crash recovery, and the bootstrap of a
+ *   first boot without init scripts), and -c config_file=FILE still loads pgrepl's settings (a
  *   standby given one streams);
  * - sourced *.sh init scripts find what the official entrypoint's shell has (the psql array,
  *   docker_process_sql, set -e, the POSTGRES_* variables, resolved from their _FILE variants);
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { standbyOf, streamingTo, waitFor } from '../support/cluster.js';
 import { PG_PATH, testEnv } from '../support/env.js';
-import { query, removeScratch, runCommand, scratchDir, SUPERUSER_PASSWORD, TestNode, type NodeOptions } from '../support/node.js';
+import { exitWithin, query, removeScratch, runCommand, scratchDir, SUPERUSER_PASSWORD, TestNode, type NodeOptions } from '../support/node.js';
 
 let dir: string;
 const running: TestNode[] = [];
@@ -97,6 +98,46 @@ describe('the arguments of `pgrepl postgres ARGS` in single-user mode', () => {
     expect(rejoined.stderr).toMatch(/finishing crash recovery in single-user mode/);
     expect(rejoined.stderr).toMatch(/pg_rewind finished/);
     await waitFor('the old primary to stream from the new one', () => streamingTo(6539, 6538));
+  });
+});
+
+describe('a first boot without init scripts: the bootstrap in single-user mode', () => {
+  it('takes the arguments of `pgrepl postgres ARGS`: -c password_encryption=md5 is what pg_hba and the role follow', async () => {
+    const n = start({ pgdata: join(dir, 'su-md5'), port: 6540, args: ['-c', 'password_encryption=md5'] });
+    await n.ready();
+    expect(n.stderr).toMatch(/bootstrapping the new cluster in single-user mode/);
+    expect(n.stderr).not.toMatch(/starting a temporary server/);
+    expect(n.logs().find((l) => l.row)?.steps).toEqual([
+      'prepare-directories', ...(process.getuid?.() === 0 ? ['drop-privileges'] : []), 'initdb', 'bootstrap-in-single-user-mode',
+      'allow-host-connections', 'sync-staging', 'commit-staging', 'write-settings', 'record-state', 'hand-over',
+    ]);
+    expect(readFileSync(join(dir, 'su-md5', 'pg_hba.conf'), 'utf8')).toMatch(/^host all all all md5$/m);
+    const [role] = await query<{ verifier: string; rolreplication: boolean; rolcanlogin: boolean }>(
+      6540, "SELECT rolpassword AS verifier, rolreplication, rolcanlogin FROM pg_authid WHERE rolname = 'pgrepl'",
+    );
+    expect(role).toMatchObject({ rolreplication: true, rolcanlogin: true });
+    expect(role!.verifier).toMatch(/^md5[0-9a-f]{32}$/);
+    // What the temporary server's steps made: the gestalt databases, owned by POSTGRES_USER, and pg_rewind's grants.
+    expect(await query(6540, "SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'gestalt-%' AND pg_get_userbyid(datdba) = 'postgres'")).toEqual([{ n: 6 }]);
+    expect(await query(6540, "SELECT has_function_privilege('pgrepl', 'pg_catalog.pg_read_binary_file(text)', 'EXECUTE') AS ok")).toEqual([{ ok: true }]);
+    expect(await query(6540, "SELECT has_function_privilege('pgrepl', 'pgrepl.checkpoint()', 'EXECUTE') AS ok")).toEqual([{ ok: true }]);
+  });
+
+  it('refused by postgres (a bad argument): one line, no cluster in PGDATA; the next start begins again', async () => {
+    const pgdata = join(dir, 'su-bad');
+    const bad = start({ pgdata, port: 6541, args: ['-c', 'shared_preload_libraries=no_such_library'] });
+    const res = await exitWithin(bad);
+    running.splice(running.indexOf(bad), 1);
+    expect(res.code).toBe(1);
+    const fatal = bad.logs().filter((l) => l.level === 60);
+    expect(fatal.map((l) => l.msg)).toEqual([
+      `the new cluster's bootstrap in single-user mode failed (FATAL: could not access file "no_such_library": No such file or directory): check the arguments given to postgres (the container's command) and POSTGRES_INITDB_ARGS; ${pgdata} holds no cluster yet, and the next start discards this build and begins again`,
+    ]);
+    expect(readdirSync(pgdata)).toEqual(['.pgrepl-staging-init']);
+    const again = start({ pgdata, port: 6541 });
+    await again.ready();
+    expect(again.stderr).toMatch(/discarded an interrupted build/);
+    expect(await query(6541, "SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'gestalt-%'")).toEqual([{ n: 6 }]);
   });
 });
 

@@ -16,12 +16,18 @@ function obs(pgdata: PgdataState, over: Partial<Observation> = {}): Observation 
 
 const primary: Intent = {
   role: 'PRIMARY', pgdata: '/data', hasPostgresPassword: true, hostAuthMethod: undefined, reclone: 'never', slots: true, upstreamTimeoutSeconds: 300,
-  fence: 'rejoin', replicationOn: true,
+  fence: 'rejoin', replicationOn: true, namesWithLineBreaks: false,
 };
 const steps = (p: Plan) => ('steps' in p ? p.steps.map((s) => s.do) : []);
 const refusal = (p: Plan) => ('refuse' in p ? p.refuse : undefined);
 
+/** No init scripts: the bootstrap is one single-user run. */
 const FIRST_BOOT = [
+  'prepare-directories', 'initdb', 'bootstrap-in-single-user-mode', 'allow-host-connections',
+  'sync-staging', 'commit-staging', 'write-settings', 'record-state', 'hand-over',
+];
+/** Init scripts (or a name single-user mode cannot take): a temporary server, as the official image. */
+const FIRST_BOOT_SERVER = [
   'prepare-directories', 'initdb', 'start-temp-server', 'create-databases', 'allow-host-connections',
   'set-replication-role', 'run-init-scripts', 'stop-temp-server', 'sync-staging', 'commit-staging', 'write-settings', 'record-state', 'hand-over',
 ];
@@ -35,6 +41,27 @@ describe('PRIMARY rows', () => {
 
   it('empty PGDATA: the same as missing', () => {
     expect(steps(decide(obs({ kind: 'empty' }), primary))).toEqual(FIRST_BOOT);
+  });
+
+  it('no init scripts: the databases and the role in single-user mode, the role as the token wants it', () => {
+    const p = decide(obs({ kind: 'empty' }, { initScripts: false }), primary);
+    expect(p.why).toMatch(/bootstrap in a staging directory \(single-user mode\)/);
+    expect('steps' in p && p.steps[2]).toEqual({ do: 'bootstrap-in-single-user-mode', replicationRole: 'set' });
+    const tokenless = decide(obs({ kind: 'empty' }, { initScripts: false }), { ...primary, replicationOn: false });
+    expect('steps' in tokenless && tokenless.steps[2]).toEqual({ do: 'bootstrap-in-single-user-mode', replicationRole: 'lock' });
+  });
+
+  it('init scripts: a temporary server on the staging copy, for them to connect to', () => {
+    const p = decide(obs({ kind: 'empty' }, { initScripts: true }), primary);
+    expect(steps(p)).toEqual(FIRST_BOOT_SERVER);
+    expect('steps' in p && p.steps[2]).toEqual({ do: 'start-temp-server', on: 'staging' });
+    expect(p.why).toMatch(/\(a temporary server, for the init scripts\)/);
+  });
+
+  it('a name with a line break (single-user mode reads a statement per line): a temporary server', () => {
+    const p = decide(obs({ kind: 'missing' }, { initScripts: false }), { ...primary, namesWithLineBreaks: true });
+    expect(steps(p)).toEqual(FIRST_BOOT_SERVER);
+    expect(p.why).toMatch(/a temporary server: a name has a line break/);
   });
 
   it('as root: drops privileges right after preparing directories', () => {
@@ -129,8 +156,8 @@ describe('PRIMARY rows', () => {
     const LOCK = ['start-temp-server', 'lock-replication-role', 'stop-temp-server'];
 
     it('a new cluster: the same bootstrap, the role locked instead of given a password', () => {
-      const p = decide(obs({ kind: 'empty' }), tokenless);
-      expect(steps(p)).toEqual(FIRST_BOOT.map((s) => (s === 'set-replication-role' ? 'lock-replication-role' : s)));
+      const p = decide(obs({ kind: 'empty' }, { initScripts: true }), tokenless);
+      expect(steps(p)).toEqual(FIRST_BOOT_SERVER.map((s) => (s === 'set-replication-role' ? 'lock-replication-role' : s)));
     });
 
     it("a primary's cluster: locks the role unless the last start already did", () => {
