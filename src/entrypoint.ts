@@ -47,10 +47,13 @@ export async function runEntrypoint(cfg: Config, postgresArgs: string[]): Promis
     postgresArgs,
     stoppedBy: () => stopSignals.by,
     onContext: (ctx) => (context = ctx),
-    handOver: (args) => {
-      stopSignals.release(); // from here on, postgres handles them
-      return handOver('postgres', args, postgresEnv(cfg));
-    },
+    // A stop signal that came during the last step ends the start; after the hand-over, postgres handles them.
+    handOver: (args) => handOver('postgres', args, postgresEnv(cfg), {
+      check: () => {
+        if (stopSignals.by) throw stoppedError(stopSignals.by);
+      },
+      release: () => stopSignals.release(),
+    }),
   });
   throw new Error('internal: the plan ended without handing over to postgres');
 }

@@ -39,6 +39,49 @@ describe('with process.execve (Node 24)', () => {
   });
 });
 
+/**
+ * docker stop while the start hands over: the signal must not be lost between pgrepl's own stop
+ * handling and postgres's. Sent the moment the "handing over" line appears, several times, since
+ * where it lands varies by microseconds; each time the node must end, and no postgres stay behind.
+ */
+describe('a stop signal during the hand-over', () => {
+  const postmasterAlive = (pgdata: string): boolean => {
+    const pid = Number((existsSync(join(pgdata, 'postmaster.pid')) ? readFileSync(join(pgdata, 'postmaster.pid'), 'utf8') : '').split('\n')[0]);
+    if (!(pid > 0)) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const [label, node] of [['Node 20, supervising', undefined], ['Node 24, execve', testEnv.node24]] as const) {
+    it(`${label}: the node ends, postgres with it`, async () => {
+      const pgdata = join(dir, `stop-${node ? 'exec' : 'sup'}`);
+      const first = new TestNode({ pgdata, port: 5724, node });
+      await first.ready();
+      expect((await first.stop()).code).toBe(0);
+      for (let i = 0; i < 6; i++) {
+        const n = new TestNode({ pgdata, port: 5724, node });
+        let sent = false;
+        n.child.stderr!.on('data', () => {
+          if (!sent && n.stderr.includes('handing over to postgres')) {
+            sent = true;
+            n.child.kill('SIGINT');
+          }
+        });
+        const res = await Promise.race([n.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);
+        if (!res) await n.stop('SIGINT');
+        expect(res, `try ${i + 1}: still running 20 s after SIGINT:\n${n.stderr}`).toBeDefined();
+        // Stopped before postgres started (130, or the signal's own default action in the
+        // microseconds before execve), or postgres's fast shutdown (0).
+        expect([0, 130, 'SIGINT']).toContain(res!.code ?? res!.signal);
+        expect(postmasterAlive(pgdata), `try ${i + 1}: a postgres outlived the node`).toBe(false);
+      }
+    });
+  }
+});
+
 describe('without process.execve (Node 20): the supervisor', () => {
   it('says so, runs postgres as a child as the postgres user, forwards SIGINT and exits 0', async () => {
     const n = new TestNode({ pgdata: join(dir, 'sup'), port: 5722 });
