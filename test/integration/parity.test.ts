@@ -201,7 +201,9 @@ describe('secrets in the environment of children', () => {
     const shims = join(dir, 'shims');
     mkdirSync(shims);
     for (const program of readdirSync(testEnv.pgBin)) {
-      writeFileSync(join(shims, program), `#!/bin/sh\ncp /proc/$$/environ ${record}/${program}.$$\nexec ${join(testEnv.pgBin, program)} "$@"\n`);
+      // postgres in single-user mode (a first boot's bootstrap) is recorded under a name of its own too.
+      const single = program === 'postgres' ? `[ "$1" = --single ] && cp /proc/$$/environ ${record}/postgres-single.$$\n` : '';
+      writeFileSync(join(shims, program), `#!/bin/sh\ncp /proc/$$/environ ${record}/${program}.$$\n${single}exec ${join(testEnv.pgBin, program)} "$@"\n`);
       chmodSync(join(shims, program), 0o755);
     }
     chmodSync(shims, 0o755);
@@ -219,6 +221,10 @@ describe('secrets in the environment of children', () => {
     await primary.ready();
     const standby = start({ pgdata: join(dir, 'env-standby'), port: 6537, env: { ...env, ...standbyOf(6536) } });
     await standby.ready();
+    // A first boot without init scripts: postgres -C and single-user mode instead of a temporary server.
+    const noScripts = initdbDir('environ-none.d', {});
+    const single = start({ pgdata: join(dir, 'env-single'), port: 6542, env: { ...env, PGREPL_INITDB_DIR: noScripts } });
+    await single.ready();
 
     const environs = readdirSync(record).map((f) => ({
       child: f.replace(/\.\d+$/, ''),
@@ -226,7 +232,7 @@ describe('secrets in the environment of children', () => {
     }));
     // The test must be able to fail: the children were read.
     expect([...new Set(environs.map((e) => e.child))]).toEqual(
-      expect.arrayContaining(['postgres', 'pg_ctl', 'initdb', 'temporary-server', 'init-script', 'pg_basebackup']),
+      expect.arrayContaining(['postgres', 'postgres-single', 'pg_ctl', 'initdb', 'temporary-server', 'init-script', 'pg_basebackup']),
     );
     const withSecrets = environs
       .filter((e) => e.child !== 'init-script')

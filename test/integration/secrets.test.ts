@@ -1,6 +1,6 @@
 /**
  * No password, token or derived hash in any log line or any process's command line. While nodes
- * boot (initdb, temporary server, init scripts), restart and rotate the token, every process's
+ * boot (initdb, temporary server, init scripts; single-user mode without them), restart and rotate the token, every process's
  * argv is sampled from /proc; afterwards the samples and all output are searched.
  */
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
@@ -72,12 +72,18 @@ describe('secrets', () => {
       const res = await n.stop();
       outputs.push(res.stdout, res.stderr);
     }
+    // A first boot without init scripts: the bootstrap in single-user mode (its statements on stdin).
+    const single = new TestNode({ pgdata: join(dir, 'single'), port: 5744, env: { ...env, PGREPL_INITDB_DIR: join(dir, 'no-scripts') } });
+    await single.ready();
+    const singleRes = await single.stop();
+    outputs.push(singleRes.stdout, singleRes.stderr);
     const commandLines = sampler.stop();
 
     // The test must be able to fail: the sampler saw the work happen.
     expect(commandLines.some((c) => c.includes('initdb'))).toBe(true);
     expect(commandLines.some((c) => c.includes('pg_ctl'))).toBe(true);
     expect(commandLines.some((c) => c.includes('pg_basebackup'))).toBe(true);
+    expect(commandLines.some((c) => c.includes('--single'))).toBe(true);
     expect(outputs.join('')).toMatch(/parameter "primary_conninfo" changed/); // the reload was logged
     expect(outputs.join('')).toMatch(/replication role password re-applied/);
 
