@@ -5,11 +5,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Config } from '../config/env.js';
 import { log } from '../log.js';
 import { ident, withLocalClient } from '../postgres/client.js';
 import { withHostAuthLine } from '../postgres/settings.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import type { Config } from '../config/env.js';
 import { requirePasswordEncryption, stagingDir, type StepContext } from './context.js';
 import { localTarget, requireTempServer } from './temp-server.js';
 

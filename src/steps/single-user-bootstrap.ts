@@ -18,7 +18,7 @@ import { stagingDir, type StepContext } from './context.js';
 import { databaseStatements, INITDB_DATABASES, logDatabasesCreated } from './databases.js';
 import { logReplicationRoleSet, replicationRoleFor, replicationRoleStatements } from './replication-role.js';
 import { serverArgs } from './server-args.js';
-import { STAGING_SETTINGS } from './temp-server.js';
+import { STAGING_SETTINGS } from './staging.js';
 
 export async function bootstrapInSingleUserMode(ctx: StepContext, replicationRole: 'set' | 'lock'): Promise<void> {
   const { cfg } = ctx;

@@ -12,6 +12,14 @@ import { fsyncDir } from '../util/atomic-file.js';
 import type { StepContext } from './context.js';
 
 /**
+ * How a server runs on a cluster still being built in staging (the temporary server, or
+ * single-user mode): no fsync (sync-staging flushes the build once, before it is moved in; a
+ * crash before that discards it), and no log line for each of the checkpoints that CREATE
+ * DATABASE ... STRATEGY FILE_COPY takes.
+ */
+export const STAGING_SETTINGS = ['fsync=off', 'full_page_writes=off', 'synchronous_commit=off', 'log_checkpoints=off'];
+
+/**
  * Removes an unfinished build. If initdb had put the WAL elsewhere (POSTGRES_INITDB_WALDIR), the
  * files it wrote there belong to this build too, and initdb refuses a non-empty WAL directory.
  */

@@ -21,16 +21,10 @@ import { shellWord } from '../postgres/settings.js';
 import { asPasswordEncryption } from '../postgres/verifier.js';
 import type { StepContext } from './context.js';
 import { serverArgs } from './server-args.js';
+import { STAGING_SETTINGS } from './staging.js';
 
 const TIMEOUT_MS = 300_000;
 
-/**
- * How a server runs on a cluster still being built in staging (the temporary server, or
- * single-user mode): no fsync (sync-staging flushes the build once, before it is moved in; a
- * crash before that discards it), and no log line for each of the checkpoints that CREATE
- * DATABASE ... STRATEGY FILE_COPY takes.
- */
-export const STAGING_SETTINGS = ['fsync=off', 'full_page_writes=off', 'synchronous_commit=off', 'log_checkpoints=off'];
 const POLL_MS = 10;
 
 export function localTarget(ctx: StepContext, database?: string) {
