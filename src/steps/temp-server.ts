@@ -24,7 +24,6 @@ import { serverArgs } from './server-args.js';
 import { STAGING_SETTINGS } from './staging.js';
 
 const TIMEOUT_MS = 300_000;
-
 const POLL_MS = 10;
 
 export function localTarget(ctx: StepContext, database?: string) {
